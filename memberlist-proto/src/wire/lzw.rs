@@ -1,0 +1,225 @@
+//! LZW as Go's `compress/lzw` writes and reads it with `LSB` bit order and literal width 8
+//! (the GIF variant), which is what memberlist's compress messages carry.
+//!
+//! Codes 0–255 are literals, 256 is *clear*, 257 is *end of data*, and new table entries start
+//! at 258. Codes are packed least-significant bit first. The code width starts at 9 bits and
+//! grows by one as soon as the next code to assign reaches `1 << width`, up to 12 bits. The
+//! encoder starts every stream with a clear code, emits a clear code and resets its table when
+//! the next code would be 4095, and always ends with the end code followed by zero padding bits.
+//! The decoder refuses a stream that ends without the end code, and any code above the next one
+//! to be assigned.
+
+use std::collections::HashMap;
+
+use super::error::DecodeError;
+
+const LIT_WIDTH: u32 = 8;
+const CLEAR: u16 = 1 << LIT_WIDTH;
+const EOF: u16 = CLEAR + 1;
+const MAX_WIDTH: u32 = 12;
+/// The encoder resets once the next code reaches this value (Go's `maxCode`).
+const MAX_CODE: u16 = (1 << MAX_WIDTH) - 1;
+
+struct BitWriter {
+    out: Vec<u8>,
+    bits: u32,
+    n_bits: u32,
+}
+
+impl BitWriter {
+    fn write(&mut self, code: u16, width: u32) {
+        self.bits |= u32::from(code) << self.n_bits;
+        self.n_bits += width;
+        while self.n_bits >= 8 {
+            // Only the low byte is kept on purpose.
+            self.out.push((self.bits & 0xff) as u8);
+            self.bits >>= 8;
+            self.n_bits -= 8;
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.n_bits > 0 {
+            self.out.push((self.bits & 0xff) as u8);
+        }
+        self.out
+    }
+}
+
+/// Compresses `data` exactly as Go's `lzw.NewWriter(w, lzw.LSB, 8)` does.
+pub fn compress(data: &[u8]) -> Vec<u8> {
+    let mut w = BitWriter { out: Vec::with_capacity(data.len() / 2 + 4), bits: 0, n_bits: 0 };
+    let mut width = LIT_WIDTH + 1;
+    // `hi` is the last assigned code; `overflow` the value at which the width grows.
+    let mut hi = EOF;
+    let mut overflow: u16 = 1 << (LIT_WIDTH + 1);
+    let mut table: HashMap<(u16, u8), u16> = HashMap::new();
+
+    w.write(CLEAR, width);
+    let Some((&first, rest)) = data.split_first() else {
+        w.write(EOF, width);
+        return w.finish();
+    };
+    let mut code = u16::from(first);
+    for &byte in rest {
+        if let Some(&next) = table.get(&(code, byte)) {
+            code = next;
+            continue;
+        }
+        w.write(code, width);
+        let prefix_code = code;
+        code = u16::from(byte);
+        hi += 1;
+        if hi == overflow {
+            width += 1;
+            overflow <<= 1;
+        }
+        if hi == MAX_CODE {
+            w.write(CLEAR, width);
+            width = LIT_WIDTH + 1;
+            hi = EOF;
+            overflow = 1 << (LIT_WIDTH + 1);
+            table.clear();
+            continue;
+        }
+        table.insert((prefix_code, byte), hi);
+    }
+    w.write(code, width);
+    hi += 1;
+    if hi == overflow {
+        width += 1;
+    }
+    if hi == MAX_CODE {
+        // Go emits the reset clear code even right before the end code.
+        w.write(CLEAR, width);
+        width = LIT_WIDTH + 1;
+    }
+    w.write(EOF, width);
+    w.finish()
+}
+
+/// Decompresses Go `lzw` (LSB, literal width 8) data, producing at most `limit` bytes.
+pub fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
+    let mut out: Vec<u8> = Vec::with_capacity(data.len().saturating_mul(2).min(limit));
+    // Table entries 258.. as (prefix code, suffix byte); index = code - 258.
+    let mut prefix = [0u16; 4096];
+    let mut suffix = [0u8; 4096];
+    let mut width = LIT_WIDTH + 1;
+    let mut hi = EOF; // next code to assign, minus one until the first code after a clear
+    let mut overflow: u16 = 1 << width;
+    let mut last: Option<u16> = None;
+    let mut bits: u32 = 0;
+    let mut n_bits: u32 = 0;
+    let mut input = data.iter();
+    let mut chain = Vec::with_capacity(4096);
+
+    loop {
+        while n_bits < width {
+            let Some(&b) = input.next() else {
+                return Err(DecodeError::Lzw("unexpected end of data (no end code)"));
+            };
+            bits |= u32::from(b) << n_bits;
+            n_bits += 8;
+        }
+        let code = (bits & ((1 << width) - 1)) as u16;
+        bits >>= width;
+        n_bits -= width;
+
+        if code == CLEAR {
+            width = LIT_WIDTH + 1;
+            hi = EOF;
+            overflow = 1 << width;
+            last = None;
+            continue;
+        }
+        if code == EOF {
+            return Ok(out);
+        }
+        if code > hi {
+            return Err(DecodeError::Lzw("invalid code"));
+        }
+        // Expand `code` into `chain` (reversed), handling the code == hi (KwKwK) case.
+        chain.clear();
+        let mut c = code;
+        if code == hi {
+            let Some(prev) = last else {
+                return Err(DecodeError::Lzw("invalid code"));
+            };
+            // The new entry is last's expansion followed by its own first byte.
+            let mut head = prev;
+            while head >= CLEAR {
+                head = *prefix.get(usize::from(head)).ok_or(DecodeError::Lzw("invalid code"))?;
+            }
+            chain.push(head as u8);
+            c = prev;
+        }
+        while c >= CLEAR {
+            let i = usize::from(c);
+            chain.push(*suffix.get(i).ok_or(DecodeError::Lzw("invalid code"))?);
+            c = *prefix.get(i).ok_or(DecodeError::Lzw("invalid code"))?;
+        }
+        // `c` is now the first byte of the expansion.
+        chain.push(c as u8);
+        if out.len() + chain.len() > limit {
+            return Err(DecodeError::LimitExceeded {
+                what: "decompressed size",
+                value: i64::try_from(out.len() + chain.len()).unwrap_or(i64::MAX),
+                limit: limit as u64,
+            });
+        }
+        out.extend(chain.iter().rev());
+        if let Some(prev) = last {
+            let i = usize::from(hi);
+            if let (Some(p), Some(s)) = (prefix.get_mut(i), suffix.get_mut(i)) {
+                *p = prev;
+                *s = c as u8;
+            }
+        }
+        last = Some(code);
+        hi += 1;
+        if hi >= overflow {
+            if width == MAX_WIDTH {
+                last = None;
+                hi -= 1;
+            } else {
+                width += 1;
+                overflow = 1 << width;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_go_output() {
+        assert_eq!(compress(b""), vec![0x00, 0x03, 0x02]);
+        assert_eq!(compress(b"hello"), vec![0x00, 0xd1, 0x94, 0x61, 0xc3, 0xe6, 0x4d, 0x40]);
+        assert_eq!(decompress(&[0x00, 0xd1, 0x94, 0x61, 0xc3, 0xe6, 0x4d, 0x40], 100).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn round_trips_through_table_resets() {
+        // Enough varied input to pass 4095 codes several times.
+        let mut data = Vec::new();
+        let mut x: u32 = 1;
+        for i in 0..200_000u32 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            data.push(if i % 3 == 0 { (x >> 16) as u8 } else { b'a' + (x >> 28) as u8 });
+        }
+        let c = compress(&data);
+        assert_eq!(decompress(&c, data.len()).unwrap(), data);
+        assert!(matches!(decompress(&c, data.len() - 1), Err(DecodeError::LimitExceeded { .. })));
+    }
+
+    #[test]
+    fn rejects_bad_streams() {
+        // No end code.
+        let c = compress(b"hello");
+        assert!(decompress(&c[..c.len() - 2], 100).is_err());
+        // A code above the next one to be assigned: clear, then 300.
+        assert_eq!(decompress(&[0x00, 0x59, 0x02], 100), Err(DecodeError::Lzw("invalid code")));
+    }
+}
