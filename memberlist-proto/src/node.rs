@@ -11,9 +11,10 @@ pub const PROTOCOL_VERSION_DEFAULT: u8 = 2;
 pub const PROTOCOL_VERSION_MAX: u8 = 5;
 
 /// The state of a node in the members table, with Go's numbering (it travels in push/pull).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum NodeState {
     /// Answering probes.
+    #[default]
     Alive = 0,
     /// Failed a probe; dead unless it refutes before the suspicion timeout.
     Suspect = 1,
@@ -81,14 +82,7 @@ impl Vsn {
     /// The Vsn of a node speaking `protocol_version` with the given delegate versions, as Go's
     /// `BuildVsnArray`: `[1, 5, protocol_version, dmin, dmax, dcur]`.
     pub fn new(protocol_version: u8, dmin: u8, dmax: u8, dcur: u8) -> Self {
-        Vsn {
-            pmin: PROTOCOL_VERSION_MIN,
-            pmax: PROTOCOL_VERSION_MAX,
-            pcur: protocol_version,
-            dmin,
-            dmax,
-            dcur,
-        }
+        Vsn { pmin: PROTOCOL_VERSION_MIN, pmax: PROTOCOL_VERSION_MAX, pcur: protocol_version, dmin, dmax, dcur }
     }
 
     /// The six bytes as they travel.
@@ -99,21 +93,10 @@ impl Vsn {
     /// Reads the first six bytes; `None` when there are fewer.
     pub fn from_slice(b: &[u8]) -> Option<Self> {
         match b {
-            [pmin, pmax, pcur, dmin, dmax, dcur, ..] => Some(Vsn {
-                pmin: *pmin,
-                pmax: *pmax,
-                pcur: *pcur,
-                dmin: *dmin,
-                dmax: *dmax,
-                dcur: *dcur,
-            }),
+            [pmin, pmax, pcur, dmin, dmax, dcur, ..] => {
+                Some(Vsn { pmin: *pmin, pmax: *pmax, pcur: *pcur, dmin: *dmin, dmax: *dmax, dcur: *dcur })
+            }
             _ => None,
         }
-    }
-}
-
-impl Default for NodeState {
-    fn default() -> Self {
-        NodeState::Alive
     }
 }

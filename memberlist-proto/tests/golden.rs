@@ -74,12 +74,7 @@ fn every_vector_decodes_to_its_recorded_tree() {
         if let Some(e) = &got.error {
             failures.push(format!("{}: error {e}", v.id));
         } else if got.to_json() != v.raw["decoded"] {
-            failures.push(format!(
-                "{}:\n  got  {}\n  want {}",
-                v.id,
-                got.to_json(),
-                v.raw["decoded"]
-            ));
+            failures.push(format!("{}:\n  got  {}\n  want {}", v.id, got.to_json(), v.raw["decoded"]));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -53,16 +53,20 @@ pub struct CompoundParts<'a> {
 
 /// Splits a compound body (the bytes after the type byte).
 pub fn decode_compound(body: &[u8]) -> Result<CompoundParts<'_>, DecodeError> {
-    let (&count, rest) = body
-        .split_first()
-        .ok_or(DecodeError::Truncated { what: "compound length byte" })?;
+    let (&count, rest) = body.split_first().ok_or(DecodeError::Truncated { what: "compound length byte" })?;
     let count = usize::from(count);
     let table_len = count * 2;
     if rest.len() < table_len {
         return Err(DecodeError::CompoundLengths);
     }
     let (table, mut data) = rest.split_at(table_len);
-    let lengths: Vec<u16> = table.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+    let lengths: Vec<u16> = table
+        .chunks_exact(2)
+        .map(|c| match c {
+            [hi, lo] => u16::from_be_bytes([*hi, *lo]),
+            _ => 0,
+        })
+        .collect();
     let mut parts = Vec::with_capacity(count);
     let mut truncated = 0;
     for (i, &len) in lengths.iter().enumerate() {

@@ -41,10 +41,9 @@ impl CrcCheck {
 /// check and the wrapped bytes. Otherwise returns `None`.
 pub fn split_crc(buf: &[u8]) -> Option<(CrcCheck, &[u8])> {
     match buf {
-        [12, a, b, c, d, rest @ ..] => Some((
-            CrcCheck { expected: u32::from_be_bytes([*a, *b, *c, *d]), actual: crc32fast::hash(rest) },
-            rest,
-        )),
+        [12, a, b, c, d, rest @ ..] => {
+            Some((CrcCheck { expected: u32::from_be_bytes([*a, *b, *c, *d]), actual: crc32fast::hash(rest) }, rest))
+        }
         _ => None,
     }
 }

@@ -19,7 +19,7 @@ use super::limits::Limits;
 use super::messages::{Message, PushNodeState};
 use super::packet::Payload;
 use super::security::{decrypt, Decrypted};
-use super::stream::{StreamDecoder, StreamFrame, StreamMessage, StreamOpenConfig};
+use super::stream::{StreamDecoder, StreamEncryption, StreamFrame, StreamMessage, StreamOpenConfig};
 
 /// What to decode with.
 #[derive(Debug, Clone, Default)]
@@ -144,8 +144,8 @@ pub fn payload_json(p: &Payload) -> Value {
                 "lengths": c.lengths,
                 "parts": parts,
             });
-            if c.truncated > 0 {
-                v["truncated"] = json!(c.truncated);
+            if let (true, Value::Object(map)) = (c.truncated > 0, &mut v) {
+                map.insert("truncated".into(), json!(c.truncated));
             }
             v
         }
@@ -271,7 +271,7 @@ fn inspect_stream_into(buf: &[u8], opts: &InspectOptions, layers: &mut Vec<Value
     let mut dec = StreamDecoder::new(cfg);
     dec.push(rest);
     let frame: StreamFrame = dec.finish()?;
-    if let Some((len, d)) = &frame.encryption {
+    if let Some(StreamEncryption { len, decrypted: d }) = &frame.encryption {
         layers.push(json!({"layer": "stream-encryption", "len": len}));
         let mut aad = vec![10u8];
         aad.extend_from_slice(&len.to_be_bytes());
@@ -284,8 +284,8 @@ fn inspect_stream_into(buf: &[u8], opts: &InspectOptions, layers: &mut Vec<Value
             "vsn": d.version as u8,
         }));
     }
-    if let Some((c, plain)) = &frame.compression {
-        layers.push(json!({"layer": "compress", "algo": c.algo, "plain_hex": hex(plain)}));
+    if let Some(c) = &frame.compression {
+        layers.push(json!({"layer": "compress", "algo": c.compress.algo, "plain_hex": hex(&c.decompressed)}));
     }
     layers.push(stream_message_json(&frame.message));
     Ok(())

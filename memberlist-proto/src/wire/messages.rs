@@ -753,11 +753,9 @@ mod tests {
             meta: None,
             vsn: Vsn::new(2, 0, 0, 0),
         });
-        let want = hex(
-            "04 86 a4 41 64 64 72 a4 0a 00 00 01 ab 49 6e 63 61 72 6e 61 74 69 6f 6e 01
+        let want = hex("04 86 a4 41 64 64 72 a4 0a 00 00 01 ab 49 6e 63 61 72 6e 61 74 69 6f 6e 01
              a4 4d 65 74 61 c0 a4 4e 6f 64 65 a6 6e 6f 64 65 2d 61
-             a4 50 6f 72 74 cd 1f 0a a3 56 73 6e a6 01 05 02 00 00 00",
-        );
+             a4 50 6f 72 74 cd 1f 0a a3 56 73 6e a6 01 05 02 00 00 00");
         assert_eq!(m.encode(), want);
         let e = Message::Err(ErrResp { error: "boom".into() });
         assert_eq!(e.encode(), hex("0d 81 a5 45 72 72 6f 72 a4 62 6f 6f 6d"));
@@ -768,7 +766,10 @@ mod tests {
         let h = PushPullHeader { join: true, nodes: 200, user_state_len: 0 };
         let mut v2 = Vec::new();
         h.encode_into(&mut v2, IntEncoding::Signed);
-        assert_eq!(v2, hex("83 a4 4a 6f 69 6e c3 a5 4e 6f 64 65 73 d1 00 c8 ac 55 73 65 72 53 74 61 74 65 4c 65 6e 00"));
+        assert_eq!(
+            v2,
+            hex("83 a4 4a 6f 69 6e c3 a5 4e 6f 64 65 73 d1 00 c8 ac 55 73 65 72 53 74 61 74 65 4c 65 6e 00")
+        );
         let mut v05 = Vec::new();
         h.encode_into(&mut v05, IntEncoding::Unsigned);
         assert_eq!(v05, hex("83 a4 4a 6f 69 6e c3 a5 4e 6f 64 65 73 cc c8 ac 55 73 65 72 53 74 61 74 65 4c 65 6e 00"));

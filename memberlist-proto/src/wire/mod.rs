@@ -1,3 +1,5 @@
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 //! The wire codec: every packet and stream exactly as Go memberlist writes and reads them.
 //!
 //! One module per layer, outermost first:
@@ -39,4 +41,7 @@ pub use messages::{
 pub use msgpack::IntEncoding;
 pub use packet::{open_packet, seal_packet, with_piggyback, OpenConfig, OpenedPacket, Payload, SealConfig};
 pub use security::EncryptionVersion;
-pub use stream::{seal_stream, PushPull, StreamDecoder, StreamFrame, StreamMessage, StreamOpenConfig, StreamSealConfig};
+pub use stream::{
+    seal_stream, PushPull, StreamCompression, StreamDecoder, StreamEncryption, StreamFrame, StreamMessage,
+    StreamOpenConfig, StreamSealConfig,
+};

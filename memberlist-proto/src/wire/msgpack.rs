@@ -264,9 +264,7 @@ impl<'a> Reader<'a> {
     /// A UTF-8 string (Go `string`); nil reads as "".
     pub fn string(&mut self, what: &'static str) -> Result<String, DecodeError> {
         let b = self.bytes(what)?;
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| DecodeError::InvalidUtf8 { field: what })
+        std::str::from_utf8(b).map(str::to_owned).map_err(|_| DecodeError::InvalidUtf8 { field: what })
     }
 
     /// A bool; nil reads as false.
@@ -335,7 +333,9 @@ impl<'a> Reader<'a> {
             Marker::Ext8 => (0, usize::from(self.byte(what)?) + 1),
             Marker::Ext16 => (0, usize::from(self.be_u16(what)?) + 1),
             Marker::Ext32 => (0, self.be_u32(what)? as usize + 1),
-            Marker::Reserved => return Err(DecodeError::WrongType { field: what, expected: "a msgpack value", found: 0xc1 }),
+            Marker::Reserved => {
+                return Err(DecodeError::WrongType { field: what, expected: "a msgpack value", found: 0xc1 })
+            }
         };
         self.take(fixed, what)?;
         for _ in 0..items {
@@ -409,10 +409,7 @@ mod tests {
         // Any width that fits.
         assert_eq!(Reader::new(&[0xd3, 0, 0, 0, 0, 0, 0, 0, 9]).int::<u16>("i").unwrap(), 9);
         assert_eq!(Reader::new(&[0xd1, 0, 0xc8]).int::<u32>("i").unwrap(), 200);
-        assert!(matches!(
-            Reader::new(&[0xce, 0, 1, 0, 0]).int::<u16>("i"),
-            Err(DecodeError::IntegerOutOfRange { .. })
-        ));
+        assert!(matches!(Reader::new(&[0xce, 0, 1, 0, 0]).int::<u16>("i"), Err(DecodeError::IntegerOutOfRange { .. })));
         assert!(matches!(Reader::new(&[0xff]).int::<u32>("i"), Err(DecodeError::IntegerOutOfRange { .. })));
         // Array of small ints as []byte (go-msgpack v2).
         assert_eq!(Reader::new(&[0x92, 1, 2]).bytes("b").unwrap(), &[1, 2]);

@@ -239,12 +239,7 @@ pub struct SealConfig<'a> {
 
 impl Default for SealConfig<'_> {
     fn default() -> Self {
-        SealConfig {
-            label: "",
-            enable_compression: true,
-            keyring: None,
-            encryption_version: EncryptionVersion::V1,
-        }
+        SealConfig { label: "", enable_compression: true, keyring: None, encryption_version: EncryptionVersion::V1 }
     }
 }
 

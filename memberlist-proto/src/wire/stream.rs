@@ -16,9 +16,7 @@ use super::error::{DecodeError, EncodeError};
 use super::keyring::Keyring;
 use super::label::{check_label, write_label_header};
 use super::limits::Limits;
-use super::messages::{
-    AckResp, Compress, ErrResp, MessageType, Ping, PushNodeState, PushPullHeader, UserMsgHeader,
-};
+use super::messages::{AckResp, Compress, ErrResp, MessageType, Ping, PushNodeState, PushPullHeader, UserMsgHeader};
 use super::msgpack::{IntEncoding, Reader};
 use super::security::{decrypt, encrypt, Decrypted, EncryptionVersion, NONCE_SIZE};
 
@@ -182,15 +180,33 @@ impl Default for StreamOpenConfig {
     }
 }
 
+/// The encryption layer of a stream message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEncryption {
+    /// The length the frame header declared.
+    pub len: u32,
+    /// The decryption.
+    pub decrypted: Decrypted,
+}
+
+/// The compression layer of a stream message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCompression {
+    /// The compress struct as it travelled.
+    pub compress: Compress,
+    /// What it decompressed to.
+    pub decompressed: Vec<u8>,
+}
+
 /// A decoded stream message with the layers it came in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamFrame {
     /// The label that applied.
     pub label: Vec<u8>,
-    /// The encrypted frame's declared length and its decryption, when encrypted.
-    pub encryption: Option<(u32, Decrypted)>,
-    /// The compress struct, when compressed, with its decompressed bytes.
-    pub compression: Option<(Compress, Vec<u8>)>,
+    /// The encryption layer, when encrypted.
+    pub encryption: Option<StreamEncryption>,
+    /// The compression layer, when compressed.
+    pub compression: Option<StreamCompression>,
     /// The message.
     pub message: StreamMessage,
 }
@@ -321,7 +337,7 @@ impl StreamDecoder {
             self.stage = Stage::Done;
             return Ok(Some(StreamFrame {
                 label: self.label.clone(),
-                encryption: Some((len, decrypted)),
+                encryption: Some(StreamEncryption { len, decrypted }),
                 compression,
                 message,
             }));
@@ -337,7 +353,7 @@ impl StreamDecoder {
             return Ok(Some(StreamFrame {
                 label: self.label.clone(),
                 encryption: None,
-                compression: Some((c, plain)),
+                compression: Some(StreamCompression { compress: c, decompressed: plain }),
                 message,
             }));
         }
@@ -432,16 +448,13 @@ fn decode_plain_complete(buf: &[u8], limits: &Limits) -> Result<StreamMessage, D
 }
 
 /// Decodes the plaintext of an encrypted frame: a compress message or a plain message.
-fn decode_complete(
-    plain: &[u8],
-    limits: &Limits,
-) -> Result<(Option<(Compress, Vec<u8>)>, StreamMessage), DecodeError> {
+fn decode_complete(plain: &[u8], limits: &Limits) -> Result<(Option<StreamCompression>, StreamMessage), DecodeError> {
     match plain.split_first() {
         Some((&t, body)) if t == MessageType::Compress as u8 => {
             let c = Compress::decode(&mut Reader::new(body))?;
             let inner = decompress(&c, limits.max_decompressed_bytes)?;
             let msg = decode_plain_complete(&inner, limits)?;
-            Ok((Some((c, inner)), msg))
+            Ok((Some(StreamCompression { compress: c, decompressed: inner }), msg))
         }
         _ => Ok((None, decode_plain_complete(plain, limits)?)),
     }
