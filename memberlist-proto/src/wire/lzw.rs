@@ -9,8 +9,6 @@
 //! The decoder refuses a stream that ends without the end code, and any code above the next one
 //! to be assigned.
 
-use std::collections::HashMap;
-
 use super::error::DecodeError;
 
 const LIT_WIDTH: u32 = 8;
@@ -46,6 +44,53 @@ impl BitWriter {
     }
 }
 
+/// The encoder's string table as a trie: every code's children are a linked list of the codes
+/// that extend it by one byte. Codes are below 4096, so masking an index with `CODE_MASK` keeps
+/// it in bounds without changing it.
+struct Trie {
+    first_child: [u16; 4096],
+    next_sibling: [u16; 4096],
+    suffix: [u8; 4096],
+}
+
+const NO_CODE: u16 = u16::MAX;
+const CODE_MASK: u16 = 0x0fff;
+
+impl Trie {
+    fn new() -> Box<Self> {
+        Box::new(Trie { first_child: [NO_CODE; 4096], next_sibling: [NO_CODE; 4096], suffix: [0; 4096] })
+    }
+
+    /// Forgets every multi-byte string; the literal codes keep no children.
+    fn clear(&mut self) {
+        for c in self.first_child.iter_mut().take(usize::from(EOF) + 1) {
+            *c = NO_CODE;
+        }
+    }
+
+    #[allow(clippy::indexing_slicing)] // indices are masked to 0..4096
+    fn find(&self, prefix: u16, byte: u8) -> Option<u16> {
+        let mut c = self.first_child[usize::from(prefix & CODE_MASK)];
+        while c != NO_CODE {
+            let i = usize::from(c & CODE_MASK);
+            if self.suffix[i] == byte {
+                return Some(c);
+            }
+            c = self.next_sibling[i];
+        }
+        None
+    }
+
+    #[allow(clippy::indexing_slicing)] // indices are masked to 0..4096
+    fn insert(&mut self, prefix: u16, byte: u8, code: u16) {
+        let (p, i) = (usize::from(prefix & CODE_MASK), usize::from(code & CODE_MASK));
+        self.suffix[i] = byte;
+        self.first_child[i] = NO_CODE;
+        self.next_sibling[i] = self.first_child[p];
+        self.first_child[p] = code;
+    }
+}
+
 /// Compresses `data` exactly as Go's `lzw.NewWriter(w, lzw.LSB, 8)` does.
 pub fn compress(data: &[u8]) -> Vec<u8> {
     let mut w = BitWriter { out: Vec::with_capacity(data.len() / 2 + 4), bits: 0, n_bits: 0 };
@@ -53,7 +98,7 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
     // `hi` is the last assigned code; `overflow` the value at which the width grows.
     let mut hi = EOF;
     let mut overflow: u16 = 1 << (LIT_WIDTH + 1);
-    let mut table: HashMap<(u16, u8), u16> = HashMap::new();
+    let mut table = Trie::new();
 
     w.write(CLEAR, width);
     let Some((&first, rest)) = data.split_first() else {
@@ -62,7 +107,7 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
     };
     let mut code = u16::from(first);
     for &byte in rest {
-        if let Some(&next) = table.get(&(code, byte)) {
+        if let Some(next) = table.find(code, byte) {
             code = next;
             continue;
         }
@@ -82,7 +127,7 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
             table.clear();
             continue;
         }
-        table.insert((prefix_code, byte), hi);
+        table.insert(prefix_code, byte, hi);
     }
     w.write(code, width);
     hi += 1;

@@ -365,7 +365,7 @@ impl Ping {
     /// Decodes the msgpack body.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut m = Ping::default();
-        read_struct(r, "ping", |k, r| {
+        read_struct(r, "ping", &[b"SeqNo", b"Node", b"SourceAddr", b"SourcePort", b"SourceNode"], |k, r| {
             match k {
                 b"Node" => m.node = r.string("ping.Node")?,
                 b"SeqNo" => m.seq_no = r.int("ping.SeqNo")?,
@@ -414,20 +414,25 @@ impl IndirectPingReq {
     /// Decodes the msgpack body.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut m = IndirectPingReq::default();
-        read_struct(r, "indirectPingReq", |k, r| {
-            match k {
-                b"Nack" => m.nack = r.bool("indirectPingReq.Nack")?,
-                b"Node" => m.node = r.string("indirectPingReq.Node")?,
-                b"Port" => m.port = r.int("indirectPingReq.Port")?,
-                b"SeqNo" => m.seq_no = r.int("indirectPingReq.SeqNo")?,
-                b"SourceAddr" => m.source_addr = r.bytes("indirectPingReq.SourceAddr")?.to_vec(),
-                b"SourceNode" => m.source_node = r.string("indirectPingReq.SourceNode")?,
-                b"SourcePort" => m.source_port = r.int("indirectPingReq.SourcePort")?,
-                b"Target" => m.target = r.bytes("indirectPingReq.Target")?.to_vec(),
-                _ => return Ok(false),
-            }
-            Ok(true)
-        })?;
+        read_struct(
+            r,
+            "indirectPingReq",
+            &[b"SeqNo", b"Target", b"Port", b"Node", b"Nack", b"SourceAddr", b"SourcePort", b"SourceNode"],
+            |k, r| {
+                match k {
+                    b"Nack" => m.nack = r.bool("indirectPingReq.Nack")?,
+                    b"Node" => m.node = r.string("indirectPingReq.Node")?,
+                    b"Port" => m.port = r.int("indirectPingReq.Port")?,
+                    b"SeqNo" => m.seq_no = r.int("indirectPingReq.SeqNo")?,
+                    b"SourceAddr" => m.source_addr = r.bytes("indirectPingReq.SourceAddr")?.to_vec(),
+                    b"SourceNode" => m.source_node = r.string("indirectPingReq.SourceNode")?,
+                    b"SourcePort" => m.source_port = r.int("indirectPingReq.SourcePort")?,
+                    b"Target" => m.target = r.bytes("indirectPingReq.Target")?.to_vec(),
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            },
+        )?;
         check_addr("indirectPingReq.Target", &m.target)?;
         Ok(m)
     }
@@ -445,7 +450,7 @@ impl AckResp {
     /// Decodes the msgpack body.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut m = AckResp::default();
-        read_struct(r, "ackResp", |k, r| {
+        read_struct(r, "ackResp", &[b"SeqNo", b"Payload"], |k, r| {
             match k {
                 b"Payload" => m.payload = r.opt_bytes("ackResp.Payload")?.map(<[u8]>::to_vec),
                 b"SeqNo" => m.seq_no = r.int("ackResp.SeqNo")?,
@@ -467,7 +472,7 @@ impl NackResp {
     /// Decodes the msgpack body.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut m = NackResp::default();
-        read_struct(r, "nackResp", |k, r| {
+        read_struct(r, "nackResp", &[b"SeqNo"], |k, r| {
             match k {
                 b"SeqNo" => m.seq_no = r.int("nackResp.SeqNo")?,
                 _ => return Ok(false),
@@ -488,7 +493,7 @@ impl ErrResp {
     /// Decodes the msgpack body.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut m = ErrResp::default();
-        read_struct(r, "errResp", |k, r| {
+        read_struct(r, "errResp", &[b"Error"], |k, r| {
             match k {
                 b"Error" => m.error = r.string("errResp.Error")?,
                 _ => return Ok(false),
@@ -512,7 +517,7 @@ fn encode_accusation(w: &mut Writer<'_>, from: &str, incarnation: u32, node: &st
 
 fn decode_accusation(r: &mut Reader<'_>, what: &'static str) -> Result<(String, u32, String), DecodeError> {
     let (mut from, mut inc, mut node) = (String::new(), 0u32, String::new());
-    read_struct(r, what, |k, r| {
+    read_struct(r, what, &[b"Incarnation", b"Node", b"From"], |k, r| {
         match k {
             b"From" => from = r.string(what)?,
             b"Incarnation" => inc = r.int(what)?,
@@ -574,7 +579,7 @@ impl Alive {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut m = Alive::default();
         let mut vsn: &[u8] = &[];
-        read_struct(r, "alive", |k, r| {
+        read_struct(r, "alive", &[b"Incarnation", b"Node", b"Addr", b"Port", b"Meta", b"Vsn"], |k, r| {
             match k {
                 b"Addr" => m.addr = r.bytes("alive.Addr")?.to_vec(),
                 b"Incarnation" => m.incarnation = r.int("alive.Incarnation")?,
@@ -609,7 +614,7 @@ impl PushPullHeader {
     /// allocated from the counts.
     pub fn decode(r: &mut Reader<'_>, max_nodes: u32, max_user_state: u32) -> Result<Self, DecodeError> {
         let (mut join, mut nodes, mut user) = (false, 0i64, 0i64);
-        read_struct(r, "pushPullHeader", |k, r| {
+        read_struct(r, "pushPullHeader", &[b"Nodes", b"UserStateLen", b"Join"], |k, r| {
             match k {
                 b"Join" => join = r.bool("pushPullHeader.Join")?,
                 b"Nodes" => nodes = r.int("pushPullHeader.Nodes")?,
@@ -659,19 +664,24 @@ impl PushNodeState {
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut m = PushNodeState::default();
         let mut vsn: &[u8] = &[];
-        read_struct(r, "pushNodeState", |k, r| {
-            match k {
-                b"Addr" => m.addr = r.bytes("pushNodeState.Addr")?.to_vec(),
-                b"Incarnation" => m.incarnation = r.int("pushNodeState.Incarnation")?,
-                b"Meta" => m.meta = r.opt_bytes("pushNodeState.Meta")?.map(<[u8]>::to_vec),
-                b"Name" => m.name = r.string("pushNodeState.Name")?,
-                b"Port" => m.port = r.int("pushNodeState.Port")?,
-                b"State" => m.state = r.int("pushNodeState.State")?,
-                b"Vsn" => vsn = r.bytes("pushNodeState.Vsn")?,
-                _ => return Ok(false),
-            }
-            Ok(true)
-        })?;
+        read_struct(
+            r,
+            "pushNodeState",
+            &[b"Name", b"Addr", b"Port", b"Meta", b"Incarnation", b"State", b"Vsn"],
+            |k, r| {
+                match k {
+                    b"Addr" => m.addr = r.bytes("pushNodeState.Addr")?.to_vec(),
+                    b"Incarnation" => m.incarnation = r.int("pushNodeState.Incarnation")?,
+                    b"Meta" => m.meta = r.opt_bytes("pushNodeState.Meta")?.map(<[u8]>::to_vec),
+                    b"Name" => m.name = r.string("pushNodeState.Name")?,
+                    b"Port" => m.port = r.int("pushNodeState.Port")?,
+                    b"State" => m.state = r.int("pushNodeState.State")?,
+                    b"Vsn" => vsn = r.bytes("pushNodeState.Vsn")?,
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            },
+        )?;
         m.vsn = vsn_from(vsn)?;
         check_addr("pushNodeState.Addr", &m.addr)?;
         Ok(m)
@@ -690,7 +700,7 @@ impl UserMsgHeader {
     /// Decodes the msgpack body, enforcing `max_len`.
     pub fn decode(r: &mut Reader<'_>, max_len: u32) -> Result<Self, DecodeError> {
         let mut len = 0i64;
-        read_struct(r, "userMsgHeader", |k, r| {
+        read_struct(r, "userMsgHeader", &[b"UserMsgLen"], |k, r| {
             match k {
                 b"UserMsgLen" => len = r.int("userMsgHeader.UserMsgLen")?,
                 _ => return Ok(false),
@@ -715,7 +725,7 @@ impl Compress {
     /// Decodes the msgpack body.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let mut m = Compress::default();
-        read_struct(r, "compress", |k, r| {
+        read_struct(r, "compress", &[b"Algo", b"Buf"], |k, r| {
             match k {
                 b"Algo" => m.algo = r.int("compress.Algo")?,
                 b"Buf" => m.buf = r.bytes("compress.Buf")?.to_vec(),
@@ -800,6 +810,16 @@ mod tests {
         let b = hex("03 83 a4 4e 6f 64 65 a1 63 a3 58 59 5a 81 a1 61 91 01 ab 49 6e 63 61 72 6e 61 74 69 6f 6e 05");
         let m = Message::decode(&b).unwrap();
         assert_eq!(m, Message::Suspect(Suspect { incarnation: 5, node: "c".into(), from: String::new() }));
+    }
+
+    #[test]
+    fn structs_as_arrays_decode_in_declaration_order() {
+        // alive as [Incarnation, Node, Addr, Port, Meta, Vsn], as go-msgpack accepts it.
+        let b = hex("04 96 07 a1 61 a4 7f 00 00 01 cd 1f 0a c0 a6 01 05 02 00 00 00");
+        let m = Message::decode(&b).unwrap();
+        let Message::Alive(a) = m else { panic!("not an alive") };
+        assert_eq!((a.incarnation, a.node.as_str(), a.port, a.meta), (7, "a", 7946, None));
+        assert_eq!(a.addr, vec![127, 0, 0, 1]);
     }
 
     #[test]

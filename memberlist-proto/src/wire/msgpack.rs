@@ -218,6 +218,29 @@ impl<'a> Reader<'a> {
         DecodeError::WrongType { field: what, expected, found: m.to_u8() }
     }
 
+    /// If the next value is an array, consumes its header and returns its length.
+    pub fn array_len_if_array(&mut self, what: &'static str) -> Result<Option<u32>, DecodeError> {
+        let Some(&b) = self.buf.get(self.pos) else {
+            return Err(DecodeError::Truncated { what });
+        };
+        let n = match Marker::from_u8(b) {
+            Marker::FixArray(n) => {
+                self.pos += 1;
+                u32::from(n)
+            }
+            Marker::Array16 => {
+                self.pos += 1;
+                u32::from(self.be_u16(what)?)
+            }
+            Marker::Array32 => {
+                self.pos += 1;
+                self.be_u32(what)?
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(n))
+    }
+
     /// A byte string: any of fixstr, str8, str16, str32, bin8, bin16, bin32, or nil (empty).
     /// Returns `None` for nil so that callers can keep Go's nil / empty distinction.
     pub fn opt_bytes(&mut self, what: &'static str) -> Result<Option<&'a [u8]>, DecodeError> {
@@ -346,13 +369,29 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Visits the entries of a map whose keys are Go field names, handing each known key to `field`
-/// and skipping values of keys `field` does not recognise (it returns `Ok(false)` for those).
+/// Visits the fields of a Go struct, handing each field name and the reader positioned at its
+/// value to `field`, which returns `Ok(false)` for names it does not know (their values are then
+/// skipped). Structs normally arrive as maps keyed by field name, in any order; like Go's decoder
+/// this also accepts the array form, whose elements are the fields in Go's declaration order
+/// (`declared`).
 pub fn read_struct<'a>(
     r: &mut Reader<'a>,
     what: &'static str,
+    declared: &[&'static [u8]],
     mut field: impl FnMut(&[u8], &mut Reader<'a>) -> Result<bool, DecodeError>,
 ) -> Result<(), DecodeError> {
+    if let Some(n) = r.array_len_if_array(what)? {
+        for i in 0..n as usize {
+            let known = match declared.get(i) {
+                Some(name) => field(name, r)?,
+                None => false,
+            };
+            if !known {
+                r.skip(what)?;
+            }
+        }
+        return Ok(());
+    }
     let n = r.map_len(what)?;
     for _ in 0..n {
         let key = r.bytes(what)?;
