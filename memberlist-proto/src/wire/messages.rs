@@ -337,29 +337,37 @@ fn check_addr(field: &'static str, addr: &[u8]) -> Result<(), DecodeError> {
     }
 }
 
+/// How many of the `omitempty` reply-address fields of a ping or indirect ping are written.
+fn source_field_count(addr: &[u8], node: &str, port: u16) -> u32 {
+    u32::from(!addr.is_empty()) + u32::from(!node.is_empty()) + u32::from(port != 0)
+}
+
+/// Writes the `omitempty` reply-address fields `SourceAddr`, `SourceNode`, `SourcePort` (in
+/// sorted key order) of a ping or indirect ping, leaving out the empty ones.
+fn write_source(w: &mut Writer<'_>, addr: &[u8], node: &str, port: u16) {
+    if !addr.is_empty() {
+        w.key("SourceAddr");
+        w.bytes(addr);
+    }
+    if !node.is_empty() {
+        w.key("SourceNode");
+        w.str(node);
+    }
+    if port != 0 {
+        w.key("SourcePort");
+        w.uint(port.into());
+    }
+}
+
 impl Ping {
     fn encode(&self, w: &mut Writer<'_>) {
-        let n = 2
-            + u32::from(!self.source_addr.is_empty())
-            + u32::from(!self.source_node.is_empty())
-            + u32::from(self.source_port != 0);
+        let n = 2 + source_field_count(&self.source_addr, &self.source_node, self.source_port);
         w.map_len(n);
         w.key("Node");
         w.str(&self.node);
         w.key("SeqNo");
         w.uint(self.seq_no.into());
-        if !self.source_addr.is_empty() {
-            w.key("SourceAddr");
-            w.bytes(&self.source_addr);
-        }
-        if !self.source_node.is_empty() {
-            w.key("SourceNode");
-            w.str(&self.source_node);
-        }
-        if self.source_port != 0 {
-            w.key("SourcePort");
-            w.uint(self.source_port.into());
-        }
+        write_source(w, &self.source_addr, &self.source_node, self.source_port);
     }
 
     /// Decodes the msgpack body.
@@ -382,10 +390,7 @@ impl Ping {
 
 impl IndirectPingReq {
     fn encode(&self, w: &mut Writer<'_>) {
-        let n = 5
-            + u32::from(!self.source_addr.is_empty())
-            + u32::from(!self.source_node.is_empty())
-            + u32::from(self.source_port != 0);
+        let n = 5 + source_field_count(&self.source_addr, &self.source_node, self.source_port);
         w.map_len(n);
         w.key("Nack");
         w.bool(self.nack);
@@ -395,18 +400,7 @@ impl IndirectPingReq {
         w.uint(self.port.into());
         w.key("SeqNo");
         w.uint(self.seq_no.into());
-        if !self.source_addr.is_empty() {
-            w.key("SourceAddr");
-            w.bytes(&self.source_addr);
-        }
-        if !self.source_node.is_empty() {
-            w.key("SourceNode");
-            w.str(&self.source_node);
-        }
-        if self.source_port != 0 {
-            w.key("SourcePort");
-            w.uint(self.source_port.into());
-        }
+        write_source(w, &self.source_addr, &self.source_node, self.source_port);
         w.key("Target");
         w.bytes_or_nil(&self.target);
     }

@@ -39,7 +39,10 @@ pub use messages::{
     PushPullHeader, Suspect, UserMsgHeader,
 };
 pub use msgpack::IntEncoding;
-pub use packet::{open_packet, seal_packet, with_piggyback, OpenConfig, OpenedPacket, Payload, SealConfig};
+pub use packet::{
+    assemble_gossip, assemble_with_piggyback, crc_for_peer, open_packet, seal_packet, with_piggyback, OpenConfig,
+    OpenedPacket, Payload, SealConfig,
+};
 pub use security::EncryptionVersion;
 pub use stream::{
     seal_stream, PushPull, StreamCompression, StreamDecoder, StreamEncryption, StreamFrame, StreamMessage,

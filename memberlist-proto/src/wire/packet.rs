@@ -12,7 +12,7 @@
 
 use rand_core::Rng;
 
-use super::compound::{decode_compound, encode_compound, COMPOUND_HEADER_OVERHEAD};
+use super::compound::{decode_compound, encode_compound, COMPOUND_HEADER_OVERHEAD, COMPOUND_OVERHEAD};
 use super::compress::{compress_if_smaller, decompress_body};
 use super::crc::{add_crc, split_crc, CrcCheck};
 use super::error::{DecodeError, EncodeError};
@@ -259,6 +259,50 @@ impl SealConfig<'_> {
     }
 }
 
+/// Whether packets to a peer get the hasCrc wrapper: only when the peer is known and its
+/// protocol max (`Vsn.pmax`) is at least 5, as Go decides it.
+pub fn crc_for_peer(peer_pmax: Option<u8>) -> bool {
+    peer_pmax.is_some_and(|pmax| pmax >= 5)
+}
+
+/// Builds the body of a packet carrying `msg` with gossip piggybacked, as Go's `sendMsg`:
+/// `broadcasts(overhead, limit)` is asked for messages that fit in `limit` bytes, each costing
+/// `overhead` (its compound length field) on top of its own length, where
+/// `limit = udp_buffer_size − 2 − label_overhead − encryption_overhead − msg.len()`.
+/// With nothing to piggyback the body is `msg` itself; otherwise a compound of all of them.
+/// As in Go, neither the main message's own 2-byte compound length nor a CRC header is counted,
+/// so a packet may exceed `udp_buffer_size` by up to 7 bytes (the buffer size is a budget, not a
+/// receive limit: receivers accept 64 KiB).
+pub fn assemble_with_piggyback(
+    msg: Vec<u8>,
+    udp_buffer_size: usize,
+    cfg: &SealConfig<'_>,
+    broadcasts: impl FnOnce(usize, usize) -> Vec<Vec<u8>>,
+) -> Result<Vec<u8>, EncodeError> {
+    let limit = cfg.piggyback_budget(udp_buffer_size, msg.len());
+    let extras = broadcasts(COMPOUND_OVERHEAD, limit);
+    with_piggyback(msg, &extras)
+}
+
+/// Builds the bodies of one gossip round to one peer, as Go's `gossip()`: the messages
+/// `broadcasts(overhead, packet_budget)` returns, sent bare when there is one, as compounds of at
+/// most 255 parts when there are more, and nothing when there are none.
+pub fn assemble_gossip(
+    udp_buffer_size: usize,
+    cfg: &SealConfig<'_>,
+    broadcasts: impl FnOnce(usize, usize) -> Vec<Vec<u8>>,
+) -> Result<Vec<Vec<u8>>, EncodeError> {
+    let mut msgs = broadcasts(COMPOUND_OVERHEAD, cfg.packet_budget(udp_buffer_size));
+    match msgs.len() {
+        0 => Ok(Vec::new()),
+        1 => Ok(msgs.drain(..).collect()),
+        _ => {
+            let parts: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+            super::compound::encode_compounds(&parts)
+        }
+    }
+}
+
 /// Puts `msg` and the piggybacked `extras` into one packet body: `msg` alone when there are no
 /// extras, else a compound of all of them.
 pub fn with_piggyback(msg: Vec<u8>, extras: &[Vec<u8>]) -> Result<Vec<u8>, EncodeError> {
@@ -297,4 +341,99 @@ pub fn seal_packet(
     write_label_header(&mut out, cfg.label)?;
     out.extend_from_slice(&msg);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::keyring::Key;
+    use crate::wire::messages::{NackResp, Ping};
+
+    fn nack(seq_no: u32) -> Vec<u8> {
+        Message::Nack(NackResp { seq_no }).encode()
+    }
+
+    /// A stand-in for the broadcast queue: hands out 9-byte nacks while they fit.
+    fn queue(n: usize) -> impl FnOnce(usize, usize) -> Vec<Vec<u8>> {
+        move |overhead, limit| {
+            let mut used = 0;
+            (0..n as u32)
+                .map(nack)
+                .take_while(|m| {
+                    used += overhead + m.len();
+                    used <= limit
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn piggyback_budget_matches_go() {
+        let ring = Keyring::new(vec![Key::new(&[1; 16]).unwrap()]).unwrap();
+        let plain = SealConfig::default();
+        assert_eq!(plain.packet_budget(1400), 1398);
+        assert_eq!(plain.piggyback_budget(1400, 59), 1339);
+        let labelled = SealConfig { label: "L1", ..SealConfig::default() };
+        assert_eq!(labelled.packet_budget(1400), 1394);
+        let v1 = SealConfig { keyring: Some(&ring), ..SealConfig::default() };
+        assert_eq!(v1.packet_budget(1400), 1400 - 2 - 29);
+        let v0 =
+            SealConfig { keyring: Some(&ring), encryption_version: EncryptionVersion::V0, ..SealConfig::default() };
+        assert_eq!(v0.packet_budget(1400), 1400 - 2 - 45);
+        assert_eq!(plain.piggyback_budget(10, 59), 0);
+    }
+
+    #[test]
+    fn piggybacked_packets_stay_within_the_buffer() {
+        let ping = Message::Ping(Ping { seq_no: 1, node: "n".into(), ..Default::default() }).encode();
+        for udp in [64usize, 200, 1400] {
+            let cfg = SealConfig { enable_compression: false, label: "lab", ..SealConfig::default() };
+            let body = assemble_with_piggyback(ping.clone(), udp, &cfg, queue(1000)).unwrap();
+            let sealed = seal_packet(body.clone(), true, &cfg, &mut rand_core::UnwrapErr(Zero)).unwrap();
+            // Go leaves two things out of the budget: the CRC header (5 bytes) and the compound
+            // length field of the main message (2 bytes).
+            assert!(sealed.len() <= udp + 7, "{udp}: {}", sealed.len());
+            assert!(sealed.len() > udp - 11, "{udp}: {} leaves room for another nack", sealed.len());
+            let opened = open_packet(&sealed, &OpenConfig { label: "lab", ..OpenConfig::default() }).unwrap();
+            assert_eq!(opened.payload.messages()[0], &Message::decode(&ping).unwrap());
+        }
+        // Nothing to piggyback: the message goes bare.
+        let body = assemble_with_piggyback(ping.clone(), 1400, &SealConfig::default(), queue(0)).unwrap();
+        assert_eq!(body, ping);
+    }
+
+    #[test]
+    fn gossip_is_bare_for_one_message_and_compound_for_more() {
+        let cfg = SealConfig::default();
+        assert!(assemble_gossip(1400, &cfg, queue(0)).unwrap().is_empty());
+        assert_eq!(assemble_gossip(1400, &cfg, queue(1)).unwrap(), vec![nack(0)]);
+        let many = assemble_gossip(1400, &cfg, queue(5)).unwrap();
+        assert_eq!(many.len(), 1);
+        assert_eq!(many[0][..2], [7, 5]);
+        // 300 tiny messages with a huge buffer: two compounds (255 + 45).
+        let split = assemble_gossip(1 << 20, &cfg, queue(300)).unwrap();
+        assert_eq!(split.iter().map(|c| c[1]).collect::<Vec<_>>(), vec![255, 45]);
+    }
+
+    #[test]
+    fn crc_only_for_protocol_5_peers() {
+        assert!(!crc_for_peer(None));
+        assert!(!crc_for_peer(Some(4)));
+        assert!(crc_for_peer(Some(5)));
+    }
+
+    struct Zero;
+    impl rand_core::TryRng for Zero {
+        type Error = core::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            Ok(0)
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            Ok(0)
+        }
+        fn try_fill_bytes(&mut self, d: &mut [u8]) -> Result<(), Self::Error> {
+            d.fill(0);
+            Ok(())
+        }
+    }
 }
