@@ -292,10 +292,10 @@ pub fn assemble_gossip(
     cfg: &SealConfig<'_>,
     broadcasts: impl FnOnce(usize, usize) -> Vec<Vec<u8>>,
 ) -> Result<Vec<Vec<u8>>, EncodeError> {
-    let mut msgs = broadcasts(COMPOUND_OVERHEAD, cfg.packet_budget(udp_buffer_size));
+    let msgs = broadcasts(COMPOUND_OVERHEAD, cfg.packet_budget(udp_buffer_size));
     match msgs.len() {
         0 => Ok(Vec::new()),
-        1 => Ok(msgs.drain(..).collect()),
+        1 => Ok(msgs),
         _ => {
             let parts: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
             super::compound::encode_compounds(&parts)
