@@ -34,7 +34,19 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod endpoint;
+pub mod event;
 pub mod node;
+pub mod state;
+pub mod time;
 pub mod wire;
 
+pub use config::{Cidr, Config, ConfigError, NodePredicate};
+pub use endpoint::{Endpoint, Hooks, StreamAction, StreamId, Transmit};
+pub use event::{Event, JoinId, Member};
 pub use node::{NodeState, Vsn};
+pub use state::broadcast::BroadcastId;
+pub use state::stats::Stats;
+pub use time::Instant;
+pub use wire::EncryptionVersion;

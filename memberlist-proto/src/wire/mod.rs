@@ -31,6 +31,7 @@ pub mod packet;
 pub mod security;
 pub mod stream;
 
+pub use compound::COMPOUND_OVERHEAD;
 pub use error::{DecodeError, EncodeError};
 pub use keyring::{Key, Keyring, KeyringError};
 pub use limits::Limits;

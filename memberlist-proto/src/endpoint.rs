@@ -1,0 +1,595 @@
+//! The sans-IO face of a memberlist node.
+//!
+//! An [`Endpoint`] is one node's whole protocol state. The driver feeds it what happens —
+//! datagrams ([`handle_packet`](Endpoint::handle_packet)), stream bytes and stream ends, and the
+//! passing of time ([`handle_timeout`](Endpoint::handle_timeout)) — and drains what it wants
+//! done: datagrams to send ([`poll_transmit`](Endpoint::poll_transmit)), streams to open, write
+//! and close ([`poll_stream`](Endpoint::poll_stream)), events ([`poll_event`](Endpoint::poll_event)),
+//! and when to wake it next ([`poll_timeout`](Endpoint::poll_timeout)). Every input carries
+//! `now`; randomness comes from a seed. Nothing here reads a clock, opens a socket or spawns a
+//! thread, so the same inputs always give the same outputs.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_core::Rng;
+
+use crate::config::{Config, ConfigError};
+use crate::event::{Event, JoinId, Member};
+use crate::node::NodeState;
+use crate::state::awareness::Awareness;
+use crate::state::broadcast::{BroadcastId, TransmitLimitedQueue};
+use crate::state::members::{ip_to_bytes, Members};
+use crate::state::probe::{AckHandler, ProbeState};
+use crate::state::pushpull::{JoinProgress, Stream};
+use crate::state::stats::Stats;
+use crate::state::suspicion::Suspicion;
+use crate::time::Instant;
+use crate::wire::{
+    assemble_with_piggyback, crc_for_peer, open_packet, seal_packet, EncryptionVersion, Message, OpenConfig,
+    SealConfig, COMPOUND_OVERHEAD,
+};
+
+/// A datagram to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// The datagram, all layers applied.
+    pub bytes: Vec<u8>,
+}
+
+/// Identifies a stream (TCP connection) for the life of the endpoint.
+pub type StreamId = u64;
+
+/// Something to do with a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamAction {
+    /// Open a connection to `to`; give up (and report [`Endpoint::handle_stream_error`]) at
+    /// `deadline`.
+    Connect {
+        /// The stream.
+        id: StreamId,
+        /// The peer.
+        to: SocketAddr,
+        /// When to give up on the whole exchange.
+        deadline: Instant,
+    },
+    /// Write these bytes (after the connection is established).
+    Write {
+        /// The stream.
+        id: StreamId,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// Close the connection once everything written has been sent.
+    Close {
+        /// The stream.
+        id: StreamId,
+    },
+}
+
+/// Application callbacks the protocol needs an answer from at once. All methods have defaults,
+/// so `()` is a valid implementation.
+pub trait Hooks: Send {
+    /// The application state to send in a push/pull (Go's `Delegate.LocalState`).
+    fn local_state(&mut self, _join: bool) -> Vec<u8> {
+        Vec::new()
+    }
+    /// Application state received in a push/pull, when not empty (Go's `MergeRemoteState`).
+    fn merge_remote_state(&mut self, _state: &[u8], _join: bool) {}
+    /// Before a join merges the remote table; an error cancels the merge (Go's `MergeDelegate`).
+    fn notify_merge(&mut self, _peers: &[Member]) -> Result<(), String> {
+        Ok(())
+    }
+    /// Before an alive message is applied; an error drops it (Go's `AliveDelegate`).
+    fn notify_alive(&mut self, _peer: &Member) -> Result<(), String> {
+        Ok(())
+    }
+    /// Payload of acks to direct pings (Go's `PingDelegate.AckPayload`); `None` is sent as nil.
+    fn ack_payload(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+}
+
+impl Hooks for () {}
+
+/// One memberlist node's protocol state.
+pub struct Endpoint {
+    pub(crate) cfg: Config,
+    pub(crate) hooks: Box<dyn Hooks>,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) advertise: SocketAddr,
+    pub(crate) meta: Option<Vec<u8>>,
+    pub(crate) members: Members,
+    pub(crate) suspicions: BTreeMap<String, Suspicion>,
+    pub(crate) awareness: Awareness,
+    pub(crate) broadcasts: TransmitLimitedQueue,
+    pub(crate) user_broadcasts: TransmitLimitedQueue,
+    pub(crate) seq_no: u32,
+    pub(crate) incarnation: u32,
+    pub(crate) left: bool,
+    pub(crate) probe: ProbeState,
+    pub(crate) ack_handlers: BTreeMap<u32, AckHandler>,
+    pub(crate) streams: BTreeMap<StreamId, Stream>,
+    pub(crate) next_stream_id: StreamId,
+    pub(crate) joins: BTreeMap<JoinId, JoinProgress>,
+    pub(crate) next_join_id: JoinId,
+    pub(crate) next_broadcast_id: BroadcastId,
+    pub(crate) next_gossip: Option<Instant>,
+    pub(crate) next_push_pull: Option<Instant>,
+    pub(crate) next_rejoin: Option<Instant>,
+    pub(crate) seeds: Vec<SocketAddr>,
+    pub(crate) reaped: VecDeque<SocketAddr>,
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) stream_actions: VecDeque<StreamAction>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) stats: Stats,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("name", &self.cfg.name)
+            .field("advertise", &self.advertise)
+            .field("members", &self.members.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many reaped addresses are remembered for automatic re-join.
+pub(crate) const REAPED_MEMORY: usize = 64;
+
+impl Endpoint {
+    /// Starts a node that others reach at `advertise`, with metadata `meta`, at time `now`.
+    /// Like Go's `Create`, it enters its own table as alive with incarnation 1 and queues the
+    /// news. `seed` makes every random choice reproducible.
+    pub fn new(
+        cfg: Config,
+        advertise: SocketAddr,
+        meta: Option<Vec<u8>>,
+        hooks: Box<dyn Hooks>,
+        seed: u64,
+        now: Instant,
+    ) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        if meta.as_ref().is_some_and(|m| m.len() > cfg.meta_max_size) {
+            return Err(ConfigError {
+                field: "meta",
+                reason: format!("metadata is longer than meta_max_size ({})", cfg.meta_max_size),
+            });
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        // Each ticker starts after a random stagger in [0, interval), as Go's triggerFunc.
+        let stagger = |rng: &mut ChaCha8Rng, d: Duration| {
+            let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
+            now + Duration::from_nanos(rng.next_u64() % ns)
+        };
+        let next_probe = stagger(&mut rng, cfg.probe_interval);
+        let next_gossip =
+            (!cfg.gossip_interval.is_zero() && cfg.gossip_nodes > 0).then(|| stagger(&mut rng, cfg.gossip_interval));
+        let next_push_pull = (!cfg.push_pull_interval.is_zero()).then(|| stagger(&mut rng, cfg.push_pull_interval));
+        let next_rejoin = cfg.auto_rejoin_interval.map(|d| now + d);
+        let mut ep = Endpoint {
+            awareness: Awareness::new(cfg.awareness_max_multiplier),
+            broadcasts: TransmitLimitedQueue::new(cfg.retransmit_mult),
+            user_broadcasts: TransmitLimitedQueue::new(cfg.retransmit_mult),
+            cfg,
+            hooks,
+            rng,
+            advertise,
+            meta,
+            members: Members::new(),
+            suspicions: BTreeMap::new(),
+            seq_no: 0,
+            incarnation: 0,
+            left: false,
+            probe: ProbeState::new(next_probe),
+            ack_handlers: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            next_stream_id: 1,
+            joins: BTreeMap::new(),
+            next_join_id: 1,
+            next_broadcast_id: 1,
+            next_gossip,
+            next_push_pull,
+            next_rejoin,
+            seeds: Vec::new(),
+            reaped: VecDeque::new(),
+            transmits: VecDeque::new(),
+            stream_actions: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: Stats::default(),
+        };
+        ep.set_alive(now, None);
+        Ok(ep)
+    }
+
+    /// Announces this node as alive with a new incarnation (Go's `setAlive` and `UpdateNode`).
+    pub(crate) fn set_alive(&mut self, now: Instant, notify: Option<BroadcastId>) {
+        let alive = crate::wire::Alive {
+            incarnation: self.next_incarnation(),
+            node: self.cfg.name.clone(),
+            addr: ip_to_bytes(self.advertise.ip()),
+            port: self.advertise.port(),
+            meta: self.meta.clone(),
+            vsn: self.cfg.vsn(),
+        };
+        self.alive_node(alive, notify, true, now);
+    }
+
+    pub(crate) fn next_incarnation(&mut self) -> u32 {
+        self.incarnation = self.incarnation.wrapping_add(1);
+        self.incarnation
+    }
+
+    pub(crate) fn next_seq_no(&mut self) -> u32 {
+        self.seq_no = self.seq_no.wrapping_add(1);
+        self.seq_no
+    }
+
+    pub(crate) fn new_broadcast_id(&mut self) -> BroadcastId {
+        let id = self.next_broadcast_id;
+        self.next_broadcast_id += 1;
+        id
+    }
+
+    // ---- inputs ------------------------------------------------------------------------------
+
+    /// A datagram arrived from `from` at `now`.
+    pub fn handle_packet(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
+        self.stats.packets_received += 1;
+        self.stats.bytes_received += bytes.len() as u64;
+        if !self.cfg.ip_allowed(from.ip()) {
+            self.stats.dropped_not_allowed += 1;
+            return;
+        }
+        let open = OpenConfig {
+            label: &self.cfg.label,
+            skip_inbound_label_check: self.cfg.skip_inbound_label_check,
+            keyring: self.cfg.keyring.as_ref(),
+            gossip_verify_incoming: self.cfg.gossip_verify_incoming,
+            limits: crate::wire::Limits::default(),
+        };
+        let opened = match open_packet(bytes, &open) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.count_drop(&e);
+                tracing::debug!(node = %self.cfg.name, %from, error = %e, "dropping packet");
+                return;
+            }
+        };
+        let (messages, errors) = opened.payload.into_messages();
+        for e in &errors {
+            self.stats.count_drop(e);
+        }
+        for msg in messages {
+            self.handle_message(from, msg, now);
+        }
+    }
+
+    fn handle_message(&mut self, from: SocketAddr, msg: Message, now: Instant) {
+        match msg {
+            Message::Ping(p) => self.handle_ping(from, p, now),
+            Message::IndirectPing(p) => self.handle_indirect_ping(from, p, now),
+            Message::Ack(a) => self.handle_ack(a, now),
+            Message::Nack(n) => self.handle_nack(n),
+            Message::Alive(mut a) => {
+                // Protocol 1 carried no port, and a zero port means the same: use ours.
+                if self.cfg.protocol_version < 2 || a.port == 0 {
+                    a.port = self.advertise.port();
+                }
+                self.alive_node(a, None, false, now)
+            }
+            Message::Suspect(s) => self.suspect_node(s, now),
+            Message::Dead(d) => self.dead_node(d, now),
+            Message::User(data) => self.events.push_back(Event::UserMessage { from, data }),
+            Message::Err(_) => self.stats.dropped_unexpected += 1,
+        }
+    }
+
+    /// Time has passed: run whatever is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.run_probe_timers(now);
+        self.run_ack_timers(now);
+        self.run_suspicion_timers(now);
+        self.run_stream_timers(now);
+        if self.probe.next_tick <= now {
+            self.probe_tick(now);
+        }
+        if let Some(t) = self.next_gossip.filter(|t| *t <= now) {
+            self.next_gossip = Some(next_after(t, self.cfg.gossip_interval, now));
+            self.gossip(now);
+        }
+        if let Some(t) = self.next_push_pull.filter(|t| *t <= now) {
+            let interval = crate::state::pushpull::push_pull_scale(self.cfg.push_pull_interval, self.members.len());
+            self.next_push_pull = Some(next_after(t, interval, now));
+            self.periodic_push_pull(now);
+        }
+        if let (Some(t), Some(interval)) = (self.next_rejoin, self.cfg.auto_rejoin_interval) {
+            if t <= now {
+                self.next_rejoin = Some(next_after(t, interval, now));
+                self.auto_rejoin(now);
+            }
+        }
+        self.collect_finished_broadcasts();
+    }
+
+    // ---- outputs -----------------------------------------------------------------------------
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next stream action.
+    pub fn poll_stream(&mut self) -> Option<StreamAction> {
+        self.stream_actions.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.collect_finished_broadcasts();
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) should be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = Some(self.probe.next_tick);
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
+        };
+        consider(self.next_gossip);
+        consider(self.next_push_pull);
+        consider(self.next_rejoin);
+        consider(self.probe.next_deadline());
+        consider(self.ack_handlers.values().map(|h| h.deadline).min());
+        consider(self.suspicions.values().map(Suspicion::deadline).min());
+        consider(self.streams.values().map(|s| s.deadline).min());
+        next
+    }
+
+    // ---- queries -----------------------------------------------------------------------------
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Every known member, alive or not, as owned snapshots in table order.
+    pub fn members(&self) -> Vec<Member> {
+        self.members.iter().map(Member::from).collect()
+    }
+
+    /// Members that are alive or suspect (Go's `Members`).
+    pub fn live_members(&self) -> Vec<Member> {
+        self.members.iter().filter(|e| !e.dead_or_left()).map(Member::from).collect()
+    }
+
+    /// How many members are alive or suspect (Go's `NumMembers`).
+    pub fn num_members(&self) -> usize {
+        self.members.iter().filter(|e| !e.dead_or_left()).count()
+    }
+
+    /// One member by name.
+    pub fn member(&self, name: &str) -> Option<Member> {
+        self.members.get(name).map(Member::from)
+    }
+
+    /// This node as the table holds it (Go's `LocalNode`).
+    pub fn local_member(&self) -> Option<Member> {
+        self.member(&self.cfg.name)
+    }
+
+    /// The Lifeguard health score: 0 is healthy (Go's `GetHealthScore`).
+    pub fn health_score(&self) -> u32 {
+        self.awareness.score()
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Broadcasts waiting in the system and the application queues.
+    pub fn queued_broadcasts(&self) -> (usize, usize) {
+        (self.broadcasts.len(), self.user_broadcasts.len())
+    }
+
+    /// Whether [`leave`](Self::leave) was called (and no join since).
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    // ---- commands ----------------------------------------------------------------------------
+
+    /// Leaves the cluster: broadcasts our own death with `From` = us, which peers record as
+    /// left. Returns the broadcast whose [`Event::BroadcastDone`] says the news went out (at
+    /// once when no other node is alive). Unlike Go, a later [`join`](Self::join) re-joins.
+    pub fn leave(&mut self, now: Instant) -> BroadcastId {
+        let id = self.new_broadcast_id();
+        if !self.left {
+            self.left = true;
+            if let Some(me) = self.members.get(&self.cfg.name) {
+                let d = crate::wire::Dead { incarnation: me.incarnation, node: me.name.clone(), from: me.name.clone() };
+                self.dead_node_notify(d, Some(id), now);
+            }
+        }
+        if !self.any_other_alive() {
+            self.events.push_back(Event::BroadcastDone(id));
+        }
+        id
+    }
+
+    /// Replaces this node's metadata and announces it with a new incarnation (Go's
+    /// `UpdateNode`). Returns the broadcast to wait for, as for [`leave`](Self::leave).
+    pub fn update_meta(&mut self, meta: Option<Vec<u8>>, now: Instant) -> Result<BroadcastId, ConfigError> {
+        if meta.as_ref().is_some_and(|m| m.len() > self.cfg.meta_max_size) {
+            return Err(ConfigError {
+                field: "meta",
+                reason: format!("metadata is longer than meta_max_size ({})", self.cfg.meta_max_size),
+            });
+        }
+        self.meta = meta;
+        let id = self.new_broadcast_id();
+        self.set_alive(now, Some(id));
+        if !self.any_other_alive() {
+            self.events.push_back(Event::BroadcastDone(id));
+        }
+        Ok(id)
+    }
+
+    /// Queues application data to be gossiped to every node. With a `name`, it replaces data
+    /// queued earlier under the same name.
+    pub fn queue_broadcast(&mut self, data: &[u8], name: Option<String>) {
+        let mut msg = Vec::with_capacity(data.len() + 1);
+        msg.push(crate::wire::MessageType::User as u8);
+        msg.extend_from_slice(data);
+        self.user_broadcasts.queue(msg, name, None);
+    }
+
+    /// Sends application data to `to` in one datagram, no piggyback (Go's `SendBestEffort`).
+    /// The CRC is added when `to` is a known node speaking protocol 5.
+    pub fn send_best_effort(&mut self, to: SocketAddr, data: &[u8]) {
+        let mut msg = Vec::with_capacity(data.len() + 1);
+        msg.push(crate::wire::MessageType::User as u8);
+        msg.extend_from_slice(data);
+        let pmax = self.members.iter().find(|e| e.socket_addr() == to).map(|e| e.vsn.pmax);
+        self.send_packet(to, msg, crc_for_peer(pmax));
+    }
+
+    /// Sends a ping to `addr` expecting node `name` to answer (Go's `Ping`); the answer comes as
+    /// [`Event::PingResult`] with the returned sequence number.
+    pub fn ping(&mut self, name: &str, addr: SocketAddr, now: Instant) -> u32 {
+        let seq_no = self.next_seq_no();
+        let ping = self.ping_message(seq_no, name);
+        self.ack_handlers.insert(
+            seq_no,
+            AckHandler {
+                deadline: now + self.cfg.probe_timeout,
+                kind: crate::state::probe::AckKind::UserPing { sent: now },
+            },
+        );
+        self.send_msg(addr, Message::Ping(ping).encode(), now);
+        seq_no
+    }
+
+    // ---- sending -----------------------------------------------------------------------------
+
+    pub(crate) fn seal_config(&self) -> SealConfig<'_> {
+        seal_config_of(&self.cfg)
+    }
+
+    /// Seals and queues one datagram.
+    pub(crate) fn send_packet(&mut self, to: SocketAddr, body: Vec<u8>, with_crc: bool) {
+        let sealed = {
+            let cfg = seal_config_of(&self.cfg);
+            seal_packet(body, with_crc, &cfg, &mut self.rng)
+        };
+        match sealed {
+            Ok(bytes) => {
+                self.stats.packets_sent += 1;
+                self.stats.bytes_sent += bytes.len() as u64;
+                self.transmits.push_back(Transmit { to, bytes });
+            }
+            Err(e) => tracing::warn!(node = %self.cfg.name, error = %e, "cannot send packet"),
+        }
+    }
+
+    /// Sends `msg` with gossip piggybacked (Go's `sendMsg`). The CRC goes only to a node whose
+    /// name is the destination's IP string, as Go looks the node up (quirk kept on purpose: it is
+    /// visible on the wire).
+    pub(crate) fn send_msg(&mut self, to: SocketAddr, msg: Vec<u8>, _now: Instant) {
+        let udp = self.cfg.udp_buffer_size;
+        let num_nodes = self.members.len();
+        let share = self.cfg.user_broadcast_share_percent;
+        let limit = self.seal_config().piggyback_budget(udp, msg.len());
+        let extras = self.collect_broadcasts(COMPOUND_OVERHEAD, limit, num_nodes, share);
+        let body = assemble_with_piggyback(msg, udp, &self.seal_config(), |_, _| extras);
+        let pmax = self.members.get(&to.ip().to_string()).map(|e| e.vsn.pmax);
+        match body {
+            Ok(body) => self.send_packet(to, body, crc_for_peer(pmax)),
+            Err(e) => tracing::warn!(node = %self.cfg.name, error = %e, "cannot assemble packet"),
+        }
+    }
+
+    /// Takes gossip for one packet from the system queue and the application queue. While the
+    /// application has broadcasts queued, `share` percent of the budget is kept for them; what
+    /// either side leaves unused goes to the other, so neither starves (Go #299). With `share`
+    /// 0 this is Go's order: system messages first, application messages in what is left.
+    pub(crate) fn collect_broadcasts(
+        &mut self,
+        overhead: usize,
+        limit: usize,
+        num_nodes: usize,
+        share: u8,
+    ) -> Vec<Vec<u8>> {
+        let reserve = if self.user_broadcasts.is_empty() { 0 } else { limit * usize::from(share) / 100 };
+        let mut out = self.broadcasts.get_broadcasts(overhead, limit - reserve, num_nodes);
+        let used = |msgs: &[Vec<u8>]| msgs.iter().map(|m| m.len() + overhead).sum::<usize>();
+        let avail = limit.saturating_sub(used(&out));
+        if avail > overhead + 1 {
+            out.extend(self.user_broadcasts.get_broadcasts(overhead, avail, num_nodes));
+        }
+        if reserve > 0 {
+            let avail = limit.saturating_sub(used(&out));
+            if avail > overhead {
+                out.extend(self.broadcasts.get_broadcasts(overhead, avail, num_nodes));
+            }
+        }
+        out
+    }
+
+    /// Queues a system broadcast about `node`.
+    pub(crate) fn broadcast(&mut self, node: &str, msg: Message, notify: Option<BroadcastId>) {
+        self.broadcasts.queue(msg.encode(), Some(node.to_owned()), notify);
+    }
+
+    pub(crate) fn collect_finished_broadcasts(&mut self) {
+        for id in self.broadcasts.take_finished() {
+            self.events.push_back(Event::BroadcastDone(id));
+        }
+        self.user_broadcasts.take_finished();
+    }
+
+    /// Whether any node other than this one is alive (Go's `anyAlive`).
+    pub(crate) fn any_other_alive(&self) -> bool {
+        self.members.iter().any(|e| e.name != self.cfg.name && e.state == NodeState::Alive)
+    }
+}
+
+/// Packet send settings from a configuration: encryption only with keys and
+/// `gossip_verify_outgoing`, version 0 only for protocol version 1.
+pub(crate) fn seal_config_of(cfg: &Config) -> SealConfig<'_> {
+    SealConfig {
+        label: &cfg.label,
+        enable_compression: cfg.enable_compression,
+        keyring: cfg.keyring.as_ref().filter(|_| cfg.gossip_verify_outgoing),
+        encryption_version: EncryptionVersion::for_protocol(cfg.protocol_version),
+    }
+}
+
+/// The first tick after `now` on the grid `t, t + interval, …` (missed ticks are skipped, as Go's
+/// tickers drop them).
+pub(crate) fn next_after(t: Instant, interval: Duration, now: Instant) -> Instant {
+    if interval.is_zero() {
+        return now + Duration::from_millis(1);
+    }
+    let mut next = t + interval;
+    if next <= now {
+        let step = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let behind = (now - next).as_nanos() as u64 / step + 1;
+        next += Duration::from_nanos(behind.saturating_mul(step));
+    }
+    next
+}

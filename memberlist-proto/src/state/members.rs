@@ -1,0 +1,288 @@
+//! The members table: every node this node knows of, alive or not, in probe order.
+//!
+//! The order is the order of Go's `nodes` slice: new nodes are inserted at a random position
+//! (swapped with the node there), the probe walks it front to back, and when it wraps around dead
+//! and left nodes older than `GossipToTheDeadTime` are reaped and the rest is shuffled
+//! (randomized round-robin). Lookups by name go through an index that is never iterated, so
+//! nothing observable depends on hash order.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use rand_core::Rng;
+
+use crate::node::{NodeState, Vsn};
+use crate::time::Instant;
+
+/// What this node knows about one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEntry {
+    /// Node name.
+    pub name: String,
+    /// Address bytes as they travel (4 bytes, or 16 for IPv6 and for IPv4 written in 16-byte
+    /// form by some Go nodes); kept as received so that they are gossiped on unchanged.
+    pub addr: Vec<u8>,
+    /// Port.
+    pub port: u16,
+    /// Metadata; `None` when it travelled as nil.
+    pub meta: Option<Vec<u8>>,
+    /// Protocol versions.
+    pub vsn: Vsn,
+    /// Last known incarnation.
+    pub incarnation: u32,
+    /// State.
+    pub state: NodeState,
+    /// When the state last changed.
+    pub state_change: Instant,
+}
+
+/// The IP address in `bytes` (4 or 16 bytes; IPv4-mapped IPv6 becomes IPv4).
+pub fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(|b| IpAddr::V4(Ipv4Addr::from(b))),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(|b| {
+            let v6 = Ipv6Addr::from(b);
+            v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4)
+        }),
+        _ => None,
+    }
+}
+
+/// The wire form of an IP address: 4 bytes for IPv4, 16 for IPv6.
+pub fn ip_to_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+impl NodeEntry {
+    /// The node's IP address.
+    pub fn ip(&self) -> Option<IpAddr> {
+        ip_from_bytes(&self.addr)
+    }
+
+    /// The node's socket address (unspecified IPv4 when its address is unusable).
+    pub fn socket_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.ip().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), self.port)
+    }
+
+    /// Dead or left.
+    pub fn dead_or_left(&self) -> bool {
+        matches!(self.state, NodeState::Dead | NodeState::Left)
+    }
+}
+
+/// A uniformly random index below `n` as Go's `randomOffset` (`rand.Uint32() % n`); 0 for 0.
+pub fn random_offset(rng: &mut impl Rng, n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    (rng.next_u32() as usize) % n
+}
+
+/// Fisher–Yates shuffle.
+pub fn shuffle<T>(rng: &mut impl Rng, items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        let j = random_offset(rng, i + 1);
+        items.swap(i, j);
+    }
+}
+
+/// The table.
+#[derive(Debug, Clone, Default)]
+pub struct Members {
+    nodes: Vec<NodeEntry>,
+    index: HashMap<String, usize>,
+}
+
+impl Members {
+    /// An empty table.
+    pub fn new() -> Self {
+        Members::default()
+    }
+
+    /// Number of entries of every state (Go's `estNumNodes`).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// All entries in probe order.
+    pub fn iter(&self) -> impl Iterator<Item = &NodeEntry> {
+        self.nodes.iter()
+    }
+
+    /// The entry at probe position `i`.
+    pub fn at(&self, i: usize) -> Option<&NodeEntry> {
+        self.nodes.get(i)
+    }
+
+    /// The entry for `name`.
+    pub fn get(&self, name: &str) -> Option<&NodeEntry> {
+        self.index.get(name).and_then(|&i| self.nodes.get(i))
+    }
+
+    /// The entry for `name`, to change it.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut NodeEntry> {
+        match self.index.get(name) {
+            Some(&i) => self.nodes.get_mut(i),
+            None => None,
+        }
+    }
+
+    /// Adds a node at a random position: appended, then swapped with the node at a random index
+    /// in `[0, n)` (Go's insertion, which keeps the failure-detection bound low on average).
+    pub fn insert(&mut self, entry: NodeEntry, rng: &mut impl Rng) {
+        let n = self.nodes.len();
+        let offset = random_offset(rng, n);
+        self.index.insert(entry.name.clone(), n);
+        self.nodes.push(entry);
+        if offset != n {
+            self.nodes.swap(offset, n);
+            for i in [offset, n] {
+                if let Some(e) = self.nodes.get(i) {
+                    self.index.insert(e.name.clone(), i);
+                }
+            }
+        }
+    }
+
+    /// Reaps dead and left nodes whose state changed more than `gossip_to_the_dead` ago and
+    /// shuffles the rest (Go's `resetNodes`). Returns the reaped entries.
+    pub fn reap_and_shuffle(
+        &mut self,
+        now: Instant,
+        gossip_to_the_dead: Duration,
+        rng: &mut impl Rng,
+    ) -> Vec<NodeEntry> {
+        let (keep, reaped): (Vec<NodeEntry>, Vec<NodeEntry>) = std::mem::take(&mut self.nodes)
+            .into_iter()
+            .partition(|n| !(n.dead_or_left() && now - n.state_change > gossip_to_the_dead));
+        self.nodes = keep;
+        shuffle(rng, &mut self.nodes);
+        self.reindex();
+        reaped
+    }
+
+    fn reindex(&mut self) {
+        self.index.clear();
+        for (i, n) in self.nodes.iter().enumerate() {
+            self.index.insert(n.name.clone(), i);
+        }
+    }
+
+    /// Up to `k` distinct random nodes for which `exclude` is false (Go's `kRandomNodes`): in a
+    /// small table (fewer than 3k entries) an exhaustive walk of a shuffled copy, otherwise up to
+    /// 3n random picks.
+    pub fn k_random(&self, k: usize, rng: &mut impl Rng, exclude: impl Fn(&NodeEntry) -> bool) -> Vec<NodeEntry> {
+        let n = self.nodes.len();
+        let mut out: Vec<NodeEntry> = Vec::with_capacity(k);
+        if n < k * 3 {
+            let mut order: Vec<usize> = (0..n).collect();
+            shuffle(rng, &mut order);
+            for i in order {
+                if out.len() >= k {
+                    break;
+                }
+                if let Some(e) = self.nodes.get(i).filter(|e| !exclude(e)) {
+                    out.push(e.clone());
+                }
+            }
+            return out;
+        }
+        for _ in 0..3 * n {
+            if out.len() >= k {
+                break;
+            }
+            let Some(e) = self.nodes.get(random_offset(rng, n)) else { continue };
+            if exclude(e) || out.iter().any(|o| o.name == e.name) {
+                continue;
+            }
+            out.push(e.clone());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn entry(name: &str, state: NodeState, changed: u64) -> NodeEntry {
+        NodeEntry {
+            name: name.into(),
+            addr: vec![127, 0, 0, 1],
+            port: 7946,
+            meta: None,
+            vsn: Vsn::new(2, 0, 0, 0),
+            incarnation: 1,
+            state,
+            state_change: Instant::from_nanos(changed * 1_000_000_000),
+        }
+    }
+
+    #[test]
+    fn insert_lookup_and_reap() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut m = Members::new();
+        for (i, state) in [NodeState::Alive, NodeState::Dead, NodeState::Left, NodeState::Dead, NodeState::Suspect]
+            .into_iter()
+            .enumerate()
+        {
+            m.insert(entry(&format!("n{i}"), state, i as u64 * 10), &mut rng);
+        }
+        for i in 0..5 {
+            assert_eq!(m.get(&format!("n{i}")).unwrap().name, format!("n{i}"));
+        }
+        // At t = 55 s with a 30 s window: n1 (dead at 10 s) and n2 (left at 20 s) go; n3 (dead at
+        // 30 s, 25 s ago) stays.
+        let reaped = m.reap_and_shuffle(Instant::from_nanos(55_000_000_000), Duration::from_secs(30), &mut rng);
+        let mut names: Vec<_> = reaped.iter().map(|e| e.name.as_str()).collect();
+        names.sort();
+        assert_eq!(names, ["n1", "n2"]);
+        assert_eq!(m.len(), 3);
+        assert!(m.get("n1").is_none() && m.get("n3").is_some());
+        for e in m.iter() {
+            assert_eq!(m.get(&e.name), Some(e));
+        }
+    }
+
+    #[test]
+    fn k_random_is_exhaustive_in_small_tables() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut m = Members::new();
+        m.insert(entry("self", NodeState::Alive, 0), &mut rng);
+        m.insert(entry("target", NodeState::Alive, 0), &mut rng);
+        m.insert(entry("peer", NodeState::Alive, 0), &mut rng);
+        // Go #350: with 3 nodes the single eligible peer must always be found.
+        for _ in 0..1000 {
+            let got = m.k_random(3, &mut rng, |e| e.name == "self" || e.name == "target");
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].name, "peer");
+        }
+        let mut big = Members::new();
+        for i in 0..100 {
+            big.insert(entry(&format!("n{i}"), NodeState::Alive, 0), &mut rng);
+        }
+        let got = big.k_random(3, &mut rng, |_| false);
+        assert_eq!(got.len(), 3);
+        assert!(got[0].name != got[1].name && got[1].name != got[2].name && got[0].name != got[2].name);
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(ip_from_bytes(&[10, 0, 0, 1]), Some("10.0.0.1".parse().unwrap()));
+        let mapped = "::ffff:10.0.0.1".parse::<Ipv6Addr>().unwrap().octets();
+        assert_eq!(ip_from_bytes(&mapped), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(ip_from_bytes(&[1, 2, 3]), None);
+        assert_eq!(ip_to_bytes("::1".parse().unwrap()).len(), 16);
+    }
+}
