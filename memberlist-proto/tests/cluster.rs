@@ -3,6 +3,7 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use memberlist_proto::{Config, Event, Hooks, NodeState};
@@ -232,4 +233,125 @@ fn metadata_update_reaches_everyone_as_an_update_event() {
         assert_eq!(net.member(o, 2).unwrap().meta, b"role=db");
         assert!(net.events.iter().any(|(_, i, e)| *i == o && matches!(e, Event::NodeUpdated(m) if m.name == name(2))));
     }
+}
+
+#[test]
+fn tcp_fallback_keeps_a_node_with_blocked_udp_alive() {
+    let mut net = cluster(4, lan);
+    net.run_for(5 * SEC);
+    // Every datagram to or from node 3 is dropped; streams still work.
+    for o in 0..3 {
+        net.udp_cut.insert((o, 3));
+        net.udp_cut.insert((3, o));
+    }
+    net.run_for(30 * SEC);
+    for o in 0..3 {
+        assert!(
+            net.events
+                .iter()
+                .any(|(_, i, e)| *i == o && matches!(e, Event::TcpFallbackSucceeded { node } if *node == name(3))),
+            "node {o} reached node 3 over TCP"
+        );
+        assert_eq!(net.state(o, 3), Some(NodeState::Alive));
+    }
+    assert!(!net.events.iter().any(|(_, _, e)| matches!(e, Event::NodeLeft(_))));
+}
+
+#[test]
+fn nacks_from_live_relays_keep_the_prober_healthy() {
+    // Relays send their nack probe_timeout after they are asked, that is about
+    // 2 · probe_timeout after the ping; the prober counts nacks until probe_interval. With Go's
+    // LAN values (500 ms, 1 s) they arrive just too late — as in Go — so this uses 300 ms.
+    let mut net = cluster(5, || Config { probe_timeout: Duration::from_millis(300), ..lan() });
+    net.run_for(5 * SEC);
+    net.crash(4);
+    net.run_for(30 * SEC);
+    for o in 0..4 {
+        assert_eq!(net.state(o, 4), Some(NodeState::Dead));
+        assert_eq!(net.node(o).stats().health_changes, 0, "node {o} never blamed itself");
+    }
+    // Without any relay the same failure costs health.
+    let mut net = cluster(2, lan);
+    net.run_for(5 * SEC);
+    net.crash(1);
+    net.run_for(3 * SEC);
+    assert!(net.node(0).health_score() >= 1);
+}
+
+fn partition_and_heal(auto_rejoin: Option<Duration>) -> Net {
+    let cfg = move || Config {
+        auto_rejoin_interval: auto_rejoin,
+        gossip_to_the_dead_time: 10 * SEC,
+        push_pull_interval: 10 * SEC,
+        ..Config::lan("x")
+    };
+    let mut net = cluster(6, cfg);
+    net.run_for(5 * SEC);
+    assert!(net.converged());
+    // Longer than suspicion (≤ 24 s at 6 nodes) plus reaping (10 s + a probe pass).
+    net.partition(&[vec![0, 1, 2], vec![3, 4, 5]]);
+    net.run_for(90 * SEC);
+    for (a, b) in [(0, 3), (3, 0), (1, 5), (5, 2)] {
+        assert_eq!(net.state(a, b), None, "{b} reaped at {a}");
+    }
+    net.partition(&[]);
+    net.run_for(120 * SEC);
+    net
+}
+
+#[test]
+fn halves_of_a_long_partition_stay_apart_as_in_go() {
+    let net = partition_and_heal(None);
+    assert_eq!(net.state(0, 3), None);
+    assert!(!net.converged());
+}
+
+#[test]
+fn halves_of_a_long_partition_rejoin_with_auto_rejoin() {
+    let net = partition_and_heal(Some(5 * SEC));
+    assert!(net.converged(), "one cluster again (Go #222)");
+}
+
+struct Picky;
+
+impl Hooks for Picky {
+    fn notify_merge(&mut self, peers: &[memberlist_proto::Member]) -> Result<(), String> {
+        if peers.iter().any(|p| p.meta == b"other-cluster") {
+            Err("wrong cluster".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn a_rejected_join_is_reported_to_the_joiner() {
+    // Go #132: when the seed's merge delegate refuses, the joiner hears about it.
+    let mut net = Net::new();
+    net.add(lan(), Box::new(Picky), None);
+    net.add(lan(), Box::new(()), Some(b"other-cluster".to_vec()));
+    net.join(1, 0);
+    net.run_for(2 * SEC);
+    let result = net.events.iter().find_map(|(_, i, e)| match e {
+        Event::JoinCompleted { contacted, errors, .. } if *i == 1 => Some((*contacted, errors.clone())),
+        _ => None,
+    });
+    let (contacted, errors) = result.expect("join finished");
+    assert_eq!(contacted, 0);
+    assert!(errors[0].1.contains("remote error: wrong cluster"), "{errors:?}");
+    assert_eq!(net.state(0, 1), None, "the seed did not merge the joiner");
+    assert_eq!(net.state(1, 0), None, "the joiner did not merge the seed");
+}
+
+#[test]
+fn a_join_to_nobody_reports_the_failure() {
+    let mut net = Net::new();
+    net.add(lan(), Box::new(()), None);
+    let now = net.now;
+    let nowhere = support::addr(99);
+    net.node(0).join(&[nowhere], now);
+    net.drain(0);
+    net.run_for(2 * SEC);
+    assert!(net.events.iter().any(|(_, _, e)| matches!(e,
+        Event::JoinCompleted { contacted: 0, errors, .. } if errors.len() == 1 && errors[0].0 == nowhere)));
 }

@@ -326,3 +326,69 @@ impl Endpoint {
         suspicion_timeout(self.cfg.suspicion_mult, self.members.len(), self.cfg.probe_interval)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::members::Members;
+    use crate::Config;
+
+    fn vsn6(v: [u8; 6]) -> Vsn {
+        Vsn::from_slice(&v).unwrap_or_default()
+    }
+
+    fn check(local: &[[u8; 6]], remote: &[[u8; 6]]) -> bool {
+        let addr = "10.0.0.1:7946".parse().unwrap();
+        let mut ep = Endpoint::new(Config::lan("me"), addr, None, Box::new(()), 1, Instant::ZERO).unwrap();
+        let mut members = Members::new();
+        for (i, v) in local.iter().enumerate() {
+            let entry = NodeEntry {
+                name: format!("local{i}"),
+                addr: vec![10, 0, 1, i as u8],
+                port: 7946,
+                meta: None,
+                vsn: vsn6(*v),
+                incarnation: 1,
+                state: NodeState::Alive,
+                state_change: Instant::ZERO,
+            };
+            members.insert(entry, &mut ep.rng);
+        }
+        ep.members = members;
+        let remote: Vec<PushNodeState> = remote
+            .iter()
+            .enumerate()
+            .map(|(i, v)| PushNodeState {
+                name: format!("remote{i}"),
+                addr: vec![10, 0, 2, i as u8],
+                port: 7946,
+                meta: None,
+                incarnation: 1,
+                state: 0,
+                vsn: vsn6(*v),
+            })
+            .collect();
+        ep.verify_protocol(&remote).is_ok()
+    }
+
+    #[test]
+    fn go_verify_protocol_table() {
+        // (A nodes, B nodes, compatible) as [min, max, cur], from Go's TestVerifyProtocol.
+        type Case = (&'static [[u8; 3]], &'static [[u8; 3]], bool);
+        let cases: [Case; 5] = [
+            (&[[0, 0, 0]], &[[0, 0, 0]], true),
+            (&[[0, 0, 0]], &[[0, 1, 0]], true),
+            (&[[0, 0, 0]], &[[1, 1, 1]], false),
+            (&[[0, 1, 0], [0, 2, 1]], &[[1, 3, 1]], false),
+            (&[[0, 3, 2], [0, 2, 0]], &[[0, 2, 1], [0, 5, 0]], true),
+        ];
+        for (a, b, want) in cases {
+            let core = |n: &[[u8; 3]]| n.iter().map(|v| [v[0], v[1], v[2], 0, 0, 0]).collect::<Vec<_>>();
+            let app = |n: &[[u8; 3]]| n.iter().map(|v| [0, 0, 0, v[0], v[1], v[2]]).collect::<Vec<_>>();
+            assert_eq!(check(&core(a), &core(b)), want, "core {a:?} {b:?}");
+            assert_eq!(check(&core(b), &core(a)), want, "core {b:?} {a:?}");
+            assert_eq!(check(&app(a), &app(b)), want, "app {a:?} {b:?}");
+            assert_eq!(check(&app(b), &app(a)), want, "app {b:?} {a:?}");
+        }
+    }
+}

@@ -30,6 +30,8 @@ pub struct Net {
     links: HashMap<(usize, StreamId), (usize, StreamId)>,
     /// Directed links that drop everything: (from, to).
     pub cut: BTreeSet<(usize, usize)>,
+    /// Directed links that drop datagrams only (streams still work): (from, to).
+    pub udp_cut: BTreeSet<(usize, usize)>,
     pub events: Vec<(Instant, usize, Event)>,
     pub packets_delivered: u64,
 }
@@ -54,6 +56,7 @@ impl Net {
             next_seq: 0,
             links: HashMap::new(),
             cut: BTreeSet::new(),
+            udp_cut: BTreeSet::new(),
             events: Vec::new(),
             packets_delivered: 0,
         }
@@ -98,6 +101,23 @@ impl Net {
         }
     }
 
+    /// Splits the nodes into groups that cannot reach each other (or heals everything with an
+    /// empty list).
+    pub fn partition(&mut self, groups: &[Vec<usize>]) {
+        self.cut.clear();
+        for (gi, g) in groups.iter().enumerate() {
+            for (hi, h) in groups.iter().enumerate() {
+                if gi != hi {
+                    for &a in g {
+                        for &b in h {
+                            self.cut.insert((a, b));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn schedule(&mut self, at: Instant, d: Delivery) {
         self.next_seq += 1;
         let id = self.next_seq as usize;
@@ -121,7 +141,7 @@ impl Net {
             for t in transmits {
                 progressed = true;
                 if let Some(to) = self.addrs.iter().position(|a| *a == t.to) {
-                    if !self.cut.contains(&(i, to)) {
+                    if !self.cut.contains(&(i, to)) && !self.udp_cut.contains(&(i, to)) {
                         let at = self.now + self.latency;
                         let from = self.addrs[i];
                         self.schedule(at, Delivery::Packet { to, from, bytes: t.bytes });
