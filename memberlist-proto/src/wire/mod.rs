@@ -25,6 +25,7 @@ pub mod keyring;
 pub mod label;
 pub mod limits;
 pub mod lzw;
+pub mod message_type;
 pub mod messages;
 pub mod msgpack;
 pub mod packet;
