@@ -173,6 +173,12 @@ pub struct Config {
     pub auto_rejoin_interval: Option<Duration>,
     /// How Go `int` fields above 127 are written (both forms are always read).
     pub int_encoding: IntEncoding,
+    /// Ask relays of indirect probes for nacks (Lifeguard; Go always does with protocol ≥ 4
+    /// peers). Off only for experiments against plain SWIM.
+    pub request_nacks: bool,
+    /// Send the suspicion along with pings to suspect nodes (Lifeguard's buddy system; Go always
+    /// does). Off only for experiments against plain SWIM.
+    pub buddy_system: bool,
 }
 
 impl Config {
@@ -211,6 +217,8 @@ impl Config {
             user_broadcast_share_percent: 50,
             auto_rejoin_interval: None,
             int_encoding: IntEncoding::Signed,
+            request_nacks: true,
+            buddy_system: true,
         }
     }
 

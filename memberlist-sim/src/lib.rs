@@ -1,5 +1,22 @@
 //! # memberlist-sim
 //!
-//! A seeded, deterministic simulator of many [`memberlist_proto`] nodes on a virtual network and
-//! a virtual clock. This crate is being built (see the project's issue on the simulator); it has
-//! no simulation yet.
+//! A seeded, deterministic simulator of many [`memberlist_proto::Endpoint`]s on a virtual
+//! network and a virtual clock. Nothing sleeps and nothing runs concurrently: a run is a pure
+//! function of its seed and its scenario, and prints a trace hash anyone can use to check a
+//! replay. Every datagram and stream goes through the real wire codec.
+//!
+//! * [`sim`] — the engine: event queue, nodes, faults (crash, pause, slow, restart);
+//! * [`network`] — latency, jitter, loss (uniform, per-node ingress and egress), partitions;
+//! * [`scenario`] — built-in and JSON scenarios;
+//! * [`record`] — trace hash, timeline, measurements;
+//! * [`summary`] — the report a run prints.
+
+pub mod network;
+pub mod record;
+pub mod scenario;
+pub mod sim;
+pub mod summary;
+
+pub use network::NetworkModel;
+pub use scenario::{Scenario, Step};
+pub use sim::Sim;

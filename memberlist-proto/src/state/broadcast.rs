@@ -121,8 +121,8 @@ impl TransmitLimitedQueue {
             }
         }
         for (key, item) in reinsert {
-            if let Some(n) = &item.name {
-                self.by_name.insert(n.clone(), key);
+            if let Some(slot) = item.name.as_ref().and_then(|n| self.by_name.get_mut(n)) {
+                *slot = key;
             }
             self.items.insert(key, item);
         }

@@ -160,7 +160,7 @@ impl Endpoint {
         let seq_no = self.next_seq_no();
         let ping = self.ping_message(seq_no, &node.name);
         let to = node.socket_addr();
-        if node.state == NodeState::Alive {
+        if node.state == NodeState::Alive || !self.cfg.buddy_system {
             self.send_msg(to, Message::Ping(ping).encode(), now);
         } else {
             let suspect =
@@ -207,7 +207,7 @@ impl Endpoint {
         });
         let mut expected_nacks = 0;
         for peer in &peers {
-            let nack = peer.vsn.pmax >= 4;
+            let nack = self.cfg.request_nacks && peer.vsn.pmax >= 4;
             expected_nacks += usize::from(nack);
             let req = IndirectPingReq {
                 seq_no,

@@ -54,16 +54,15 @@ impl Endpoint {
             self.stats.dropped_bad_vsn += 1;
             return;
         }
-        if let Err(reason) = self.hooks.notify_alive(&member_of_alive(&a)) {
-            tracing::debug!(node = %self.cfg.name, peer = %a.node, %reason, "alive vetoed");
-            return;
-        }
         let Some(ip) = ip_from_bytes(&a.addr) else { return };
         let mut updates_node = false;
         match self.members.get(&a.node) {
             None => {
                 if !self.cfg.ip_allowed(ip) {
                     self.stats.dropped_not_allowed += 1;
+                    return;
+                }
+                if !self.alive_allowed_by_hooks(&a) {
                     return;
                 }
                 // A new node enters as dead with incarnation 0, then the rules below apply.
@@ -103,6 +102,12 @@ impl Endpoint {
         if a.incarnation < state.incarnation && is_local {
             return;
         }
+        // The application sees the alives that would change something (a new node was
+        // checked before it entered the table). Go also shows it stale ones, which it then drops.
+        if state.incarnation > 0 && !self.alive_allowed_by_hooks(&a) {
+            return;
+        }
+        let Some(state) = self.members.get(&a.node) else { return };
         self.suspicions.remove(&a.node);
         let old_state = state.state;
         let old_meta = state.meta.clone();
@@ -130,6 +135,17 @@ impl Endpoint {
             self.events.push_back(Event::NodeJoined(Member::from(state)));
         } else if old_meta != state.meta {
             self.events.push_back(Event::NodeUpdated(Member::from(state)));
+        }
+    }
+
+    /// Asks the application whether to accept an alive message (Go's `AliveDelegate`).
+    fn alive_allowed_by_hooks(&mut self, a: &Alive) -> bool {
+        match self.hooks.notify_alive(&member_of_alive(a)) {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::debug!(node = %self.cfg.name, peer = %a.node, %reason, "alive vetoed");
+                false
+            }
         }
     }
 

@@ -9,6 +9,8 @@
 //! The decoder refuses a stream that ends without the end code, and any code above the next one
 //! to be assigned.
 
+use std::cell::RefCell;
+
 use super::error::DecodeError;
 
 const LIT_WIDTH: u32 = 8;
@@ -56,6 +58,21 @@ struct Trie {
 const NO_CODE: u16 = u16::MAX;
 const CODE_MASK: u16 = 0x0fff;
 
+thread_local! {
+    /// One table per thread, reused: clearing it touches only the 258 literal entries, where a
+    /// fresh table would cost a 20 KiB fill on every packet.
+    static TRIE: RefCell<Option<Box<Trie>>> = const { RefCell::new(None) };
+    /// The decoder's prefix and suffix tables, reused the same way (entries are always written
+    /// before they are read, so they need no clearing).
+    static DECODER: RefCell<Option<Box<DecoderTables>>> = const { RefCell::new(None) };
+}
+
+struct DecoderTables {
+    prefix: [u16; 4096],
+    suffix: [u8; 4096],
+    chain: Vec<u8>,
+}
+
 impl Trie {
     fn new() -> Box<Self> {
         Box::new(Trie { first_child: [NO_CODE; 4096], next_sibling: [NO_CODE; 4096], suffix: [0; 4096] })
@@ -93,12 +110,20 @@ impl Trie {
 
 /// Compresses `data` exactly as Go's `lzw.NewWriter(w, lzw.LSB, 8)` does.
 pub fn compress(data: &[u8]) -> Vec<u8> {
+    TRIE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let table = slot.get_or_insert_with(Trie::new);
+        table.clear();
+        compress_with(data, table)
+    })
+}
+
+fn compress_with(data: &[u8], table: &mut Trie) -> Vec<u8> {
     let mut w = BitWriter { out: Vec::with_capacity(data.len() / 2 + 4), bits: 0, n_bits: 0 };
     let mut width = LIT_WIDTH + 1;
     // `hi` is the last assigned code; `overflow` the value at which the width grows.
     let mut hi = EOF;
     let mut overflow: u16 = 1 << (LIT_WIDTH + 1);
-    let mut table = Trie::new();
 
     w.write(CLEAR, width);
     let Some((&first, rest)) = data.split_first() else {
@@ -145,10 +170,25 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
 
 /// Decompresses Go `lzw` (LSB, literal width 8) data, producing at most `limit` bytes.
 pub fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
-    let mut out: Vec<u8> = Vec::with_capacity(data.len().saturating_mul(2).min(limit));
-    // Table entries 258.. as (prefix code, suffix byte); index = code - 258.
-    let mut prefix = [0u16; 4096];
-    let mut suffix = [0u8; 4096];
+    DECODER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let tables = slot.get_or_insert_with(|| {
+            Box::new(DecoderTables { prefix: [0; 4096], suffix: [0; 4096], chain: Vec::with_capacity(4096) })
+        });
+        let DecoderTables { prefix, suffix, chain } = &mut **tables;
+        decompress_with(data, limit, prefix, suffix, chain)
+    })
+}
+
+fn decompress_with(
+    data: &[u8],
+    limit: usize,
+    prefix: &mut [u16; 4096],
+    suffix: &mut [u8; 4096],
+    chain: &mut Vec<u8>,
+) -> Result<Vec<u8>, DecodeError> {
+    let mut out: Vec<u8> = Vec::with_capacity(data.len().saturating_mul(3).min(limit));
+    // Table entries 258.. as (prefix code, suffix byte), indexed by code.
     let mut width = LIT_WIDTH + 1;
     let mut hi = EOF; // next code to assign, minus one until the first code after a clear
     let mut overflow: u16 = 1 << width;
@@ -156,7 +196,6 @@ pub fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     let mut bits: u32 = 0;
     let mut n_bits: u32 = 0;
     let mut input = data.iter();
-    let mut chain = Vec::with_capacity(4096);
 
     loop {
         while n_bits < width {

@@ -1,0 +1,308 @@
+//! Scenarios: what happens to the cluster and when. Built in by name, or read from a JSON file:
+//!
+//! ```json
+//! {"name": "my-run", "nodes": 200, "config": "lan",
+//!  "steps": [
+//!    {"bootstrap": {"join_window_secs": 2.0}},
+//!    {"wait_converged": {"limit_secs": 120}},
+//!    {"loss": {"percent": 5.0}},
+//!    {"crash": {"count": 2}},
+//!    {"wait_detected": {"limit_secs": 120}},
+//!    {"partition": {"groups": 2}}, {"run": {"secs": 60}}, {"heal": {}},
+//!    {"pause": {"count": 8, "pause_secs": 2, "every_secs": 10, "for_secs": 120}},
+//!    {"run": {"secs": 30}}
+//!  ]}
+//! ```
+
+use std::time::Duration;
+
+use memberlist_proto::Config;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_core::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::network::NetworkModel;
+use crate::sim::{splitmix64, Sim};
+
+/// One step of a scenario.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Start node 0, then start the others and join them through node 0, spread evenly over
+    /// the window.
+    Bootstrap {
+        /// Seconds over which the joins are spread.
+        join_window_secs: f64,
+    },
+    /// Run until every running node sees exactly the running nodes as members.
+    WaitConverged {
+        /// Give up after this long.
+        limit_secs: f64,
+    },
+    /// Crash `count` random running nodes other than node 0.
+    Crash {
+        /// How many.
+        count: usize,
+    },
+    /// Run until every crashed node is dead at every running node.
+    WaitDetected {
+        /// Give up after this long.
+        limit_secs: f64,
+    },
+    /// Run for a while.
+    Run {
+        /// Seconds.
+        secs: f64,
+    },
+    /// Uniform datagram loss from now on.
+    Loss {
+        /// Percent of datagrams lost.
+        percent: f64,
+    },
+    /// Split the running nodes into `groups` equal groups that cannot reach each other.
+    Partition {
+        /// Number of groups.
+        groups: usize,
+    },
+    /// Remove every partition.
+    Heal {},
+    /// Pause `count` random nodes for `pause_secs` every `every_secs`, during `for_secs`
+    /// (Lifeguard's CPU-starvation model).
+    Pause {
+        /// How many nodes starve.
+        count: usize,
+        /// Length of each pause.
+        pause_secs: f64,
+        /// Period of the pauses.
+        every_secs: f64,
+        /// How long the starvation lasts.
+        for_secs: f64,
+    },
+}
+
+/// A whole scenario.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scenario {
+    /// Its name.
+    pub name: String,
+    /// Cluster size.
+    pub nodes: usize,
+    /// Config preset: lan, wan or local.
+    #[serde(default = "default_config")]
+    pub config: String,
+    /// Automatic re-join after partitions, in seconds (none by default, as Go).
+    #[serde(default)]
+    pub auto_rejoin_secs: Option<f64>,
+    /// The steps.
+    pub steps: Vec<Step>,
+}
+
+fn default_config() -> String {
+    "lan".into()
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.max(0.0))
+}
+
+impl Scenario {
+    /// A built-in scenario by name, for `n` nodes.
+    pub fn builtin(name: &str, n: usize) -> Option<Scenario> {
+        let window = (n as f64 * 0.005).max(1.0);
+        let steps = match name {
+            "bootstrap-crash" => vec![
+                Step::Bootstrap { join_window_secs: window },
+                Step::WaitConverged { limit_secs: 3600.0 },
+                Step::Crash { count: 1 },
+                Step::WaitDetected { limit_secs: 600.0 },
+            ],
+            "partition-heal" => vec![
+                Step::Bootstrap { join_window_secs: window },
+                Step::WaitConverged { limit_secs: 3600.0 },
+                Step::Partition { groups: 2 },
+                Step::Run { secs: 120.0 },
+                Step::Heal {},
+                Step::Run { secs: 180.0 },
+            ],
+            "loss-sweep" => {
+                let mut steps =
+                    vec![Step::Bootstrap { join_window_secs: window }, Step::WaitConverged { limit_secs: 3600.0 }];
+                for p in [1.0, 5.0, 10.0, 15.0] {
+                    steps.push(Step::Loss { percent: p });
+                    steps.push(Step::Run { secs: 120.0 });
+                }
+                steps
+            }
+            "starved" => vec![
+                Step::Bootstrap { join_window_secs: window },
+                Step::WaitConverged { limit_secs: 3600.0 },
+                Step::Pause { count: 8.min(n / 4), pause_secs: 2.0, every_secs: 10.0, for_secs: 300.0 },
+                Step::Run { secs: 30.0 },
+            ],
+            _ => return None,
+        };
+        Some(Scenario { name: name.into(), nodes: n, config: "lan".into(), auto_rejoin_secs: None, steps })
+    }
+
+    /// The names of the built-in scenarios.
+    pub fn builtin_names() -> &'static [&'static str] {
+        &["bootstrap-crash", "partition-heal", "loss-sweep", "starved"]
+    }
+
+    /// The protocol configuration every node gets.
+    pub fn config(&self) -> Config {
+        let mut cfg = match self.config.as_str() {
+            "wan" => Config::wan("x"),
+            "local" => Config::local("x"),
+            _ => Config::lan("x"),
+        };
+        cfg.auto_rejoin_interval = self.auto_rejoin_secs.map(secs);
+        cfg
+    }
+}
+
+/// What a step reported, for the summary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Convergence reached after this long (None: not within the limit).
+    Converged(Option<Duration>),
+    /// Crash detection complete after this long (None: not within the limit).
+    Detected(Option<Duration>),
+    /// Nodes crashed.
+    Crashed(Vec<usize>),
+    /// A run ended with (false suspicions, false deaths) so far and whether the cluster had
+    /// converged.
+    Ran { converged: bool },
+}
+
+/// Turns Lifeguard off: the SWIM baseline of the Lifeguard paper (no local health, a fixed
+/// suspicion timeout with α = 5, no nacks, no buddy system).
+pub fn swim_baseline(cfg: &mut Config) {
+    cfg.awareness_max_multiplier = 1;
+    cfg.suspicion_mult = 5;
+    cfg.suspicion_max_timeout_mult = 1;
+    cfg.request_nacks = false;
+    cfg.buddy_system = false;
+}
+
+/// Runs `scenario` on a fresh simulator seeded with `seed`; `configure` adjusts every node's
+/// configuration and `progress` hears a short description before each step.
+pub fn run(
+    scenario: &Scenario,
+    seed: u64,
+    configure: impl Fn(&mut Config),
+    progress: impl FnMut(&Sim, &str),
+) -> (Sim, Vec<(Step, Outcome)>) {
+    run_with(scenario, seed, configure, progress, None)
+}
+
+/// [`run`], writing the timeline of membership events as JSON lines to `timeline`.
+pub fn run_with(
+    scenario: &Scenario,
+    seed: u64,
+    configure: impl Fn(&mut Config),
+    mut progress: impl FnMut(&Sim, &str),
+    timeline: Option<Box<dyn std::io::Write>>,
+) -> (Sim, Vec<(Step, Outcome)>) {
+    let mut cfg = scenario.config();
+    configure(&mut cfg);
+    let mut sim = Sim::new(seed, NetworkModel::lan(scenario.nodes));
+    sim.rec.timeline = timeline;
+    let mut rng = ChaCha8Rng::seed_from_u64(splitmix64(seed ^ 0x5ce7_a210));
+    let mut outcomes = Vec::new();
+    for step in &scenario.steps {
+        progress(&sim, &format!("{step:?}"));
+        let outcome = match step {
+            Step::Bootstrap { join_window_secs } => {
+                let first = sim.add_node(cfg.clone());
+                let n = scenario.nodes.max(1);
+                let gap = secs(*join_window_secs) / u32::try_from(n).unwrap_or(u32::MAX);
+                for _ in 1..n {
+                    sim.run_for(gap);
+                    let i = sim.add_node(cfg.clone());
+                    sim.join(i, &[first]);
+                }
+                Outcome::Ran { converged: false }
+            }
+            Step::WaitConverged { limit_secs } => {
+                let start = sim.now();
+                let ok = sim.run_while_not(secs(*limit_secs), Duration::from_millis(250), Sim::converged_by_events);
+                Outcome::Converged(ok.then(|| sim.now() - start))
+            }
+            Step::Crash { count } => {
+                let mut candidates: Vec<usize> = sim.running_nodes().into_iter().filter(|i| *i != 0).collect();
+                let mut crashed = Vec::new();
+                for _ in 0..*count {
+                    if candidates.is_empty() {
+                        break;
+                    }
+                    let k = (rng.next_u32() as usize) % candidates.len();
+                    let victim = candidates.swap_remove(k);
+                    sim.crash(victim);
+                    crashed.push(victim);
+                }
+                Outcome::Crashed(crashed)
+            }
+            Step::WaitDetected { limit_secs } => {
+                let start = sim.now();
+                let ok = sim.run_while_not(secs(*limit_secs), Duration::from_millis(100), |s| {
+                    s.rec.crashes.values().all(|c| c.all_dead.is_some())
+                });
+                Outcome::Detected(ok.then(|| sim.now() - start))
+            }
+            Step::Run { secs: s } => {
+                sim.run_for(secs(*s));
+                Outcome::Ran { converged: sim.converged_by_events() }
+            }
+            Step::Loss { percent } => {
+                sim.net.loss_ppm = (percent * 10_000.0).round() as u32;
+                Outcome::Ran { converged: sim.converged_by_events() }
+            }
+            Step::Partition { groups } => {
+                let running = sim.running_nodes();
+                let g = (*groups).max(1);
+                let chunk = running.len().div_ceil(g);
+                let parts: Vec<Vec<usize>> = running.chunks(chunk.max(1)).map(<[usize]>::to_vec).collect();
+                sim.net.partition(&parts);
+                Outcome::Ran { converged: false }
+            }
+            Step::Heal {} => {
+                sim.net.heal();
+                Outcome::Ran { converged: sim.converged_by_events() }
+            }
+            Step::Pause { count, pause_secs, every_secs, for_secs } => {
+                let mut candidates: Vec<usize> = sim.running_nodes().into_iter().filter(|i| *i != 0).collect();
+                let mut starved = Vec::new();
+                for _ in 0..*count {
+                    if candidates.is_empty() {
+                        break;
+                    }
+                    let k = (rng.next_u32() as usize) % candidates.len();
+                    starved.push(candidates.swap_remove(k));
+                }
+                // Each starved node gets its own phase within the period.
+                let end = sim.now() + secs(*for_secs);
+                let period = secs(*every_secs);
+                let phases: Vec<Duration> = starved
+                    .iter()
+                    .map(|_| Duration::from_nanos(rng.next_u64() % period.as_nanos().max(1) as u64))
+                    .collect();
+                let mut next: Vec<_> = phases.iter().map(|p| sim.now() + *p).collect();
+                while sim.now() < end {
+                    let (k, &t) = next.iter().enumerate().min_by_key(|(_, t)| **t).expect("some node starves");
+                    if t >= end {
+                        break;
+                    }
+                    sim.run_until(t);
+                    sim.pause(starved[k], secs(*pause_secs));
+                    next[k] = t + period;
+                }
+                sim.run_until(end);
+                Outcome::Ran { converged: sim.converged_by_events() }
+            }
+        };
+        outcomes.push((step.clone(), outcome));
+    }
+    (sim, outcomes)
+}

@@ -1,0 +1,78 @@
+//! The report printed at the end of a run: one `key=value` per line, the trace hash last.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use crate::record::Recorder;
+use crate::scenario::{Outcome, Scenario, Step};
+use crate::sim::Sim;
+
+fn s(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+/// Renders the summary of a finished run.
+pub fn render(scenario: &Scenario, seed: u64, sim: &Sim, outcomes: &[(Step, Outcome)], wall: Duration) -> String {
+    let mut out = String::new();
+    let n = scenario.nodes.max(1) as f64;
+    let virtual_secs = (sim.now().as_nanos() as f64 / 1e9 - 1.0).max(1e-9);
+    let _ = writeln!(out, "scenario={} nodes={} seed={}", scenario.name, scenario.nodes, seed);
+    for (step, outcome) in outcomes {
+        match outcome {
+            Outcome::Converged(Some(d)) => {
+                let _ = writeln!(out, "converged_after_s={}", s(*d));
+            }
+            Outcome::Converged(None) => {
+                let _ = writeln!(out, "converged_after_s=never ({step:?})");
+            }
+            Outcome::Crashed(v) => {
+                let _ = writeln!(out, "crashed={v:?}");
+            }
+            Outcome::Detected(Some(d)) => {
+                let _ = writeln!(out, "detection_complete_after_s={}", s(*d));
+            }
+            Outcome::Detected(None) => {
+                let _ = writeln!(out, "detection_complete_after_s=never");
+            }
+            Outcome::Ran { converged } => {
+                if matches!(step, Step::Run { .. } | Step::Heal {}) {
+                    let _ = writeln!(out, "after {step:?}: converged={converged}");
+                }
+            }
+        }
+    }
+    for (node, c) in &sim.rec.crashes {
+        let Some(at) = c.at else { continue };
+        let rel = |t: Option<memberlist_proto::Instant>| t.map_or("never".to_string(), |t| s(t - at));
+        let _ = writeln!(
+            out,
+            "crash node-{node}: first_suspect_s={} first_dead_s={} all_dead_s={} dead_declarations={}",
+            rel(c.first_suspect),
+            rel(c.first_dead),
+            rel(c.all_dead),
+            c.dead_at
+        );
+    }
+    let (sent, bytes) = sim.sent_totals();
+    let _ = writeln!(
+        out,
+        "false_suspicions={} false_deaths={} false_deaths_of_healthy={}",
+        sim.rec.false_suspicions, sim.rec.false_deaths, sim.rec.false_deaths_of_healthy
+    );
+    let _ = writeln!(
+        out,
+        "msgs_per_node_per_s={:.2} bytes_per_node_per_s={:.1} datagrams_delivered={} datagrams_lost={}",
+        sent as f64 / n / virtual_secs,
+        bytes as f64 / n / virtual_secs,
+        sim.rec.packets,
+        sim.rec.lost
+    );
+    if let Some(max) = sim.rec.awareness.iter().map(|a| a.2).max() {
+        let mean = sim.rec.awareness.iter().map(|a| a.1).sum::<f64>() / sim.rec.awareness.len().max(1) as f64;
+        let _ = writeln!(out, "awareness_mean={mean:.3} awareness_max={max}");
+    }
+    let _ = writeln!(out, "virtual_time_s={:.1} wall_time_s={:.2}", virtual_secs, wall.as_secs_f64());
+    let _ = write!(out, "trace_hash={:016x}", sim.trace_hash());
+    let _ = Recorder::d;
+    out
+}

@@ -1,0 +1,125 @@
+//! The simulator's promises: replay by seed, and the protocol's behaviour at scale.
+
+use std::time::Duration;
+
+use memberlist_proto::Config;
+use memberlist_sim::scenario::{self, Outcome, Scenario, Step};
+use memberlist_sim::{NetworkModel, Sim};
+
+fn quiet(_: &Sim, _: &str) {}
+
+fn run(sc: &Scenario, seed: u64) -> (Sim, Vec<(Step, Outcome)>) {
+    scenario::run(sc, seed, |_| {}, quiet)
+}
+
+#[test]
+fn the_same_seed_replays_the_same_trace() {
+    let sc = Scenario::builtin("bootstrap-crash", 60).unwrap();
+    let (a, _) = run(&sc, 7);
+    let (b, _) = run(&sc, 7);
+    let (c, _) = run(&sc, 8);
+    assert_eq!(a.trace_hash(), b.trace_hash());
+    assert_eq!(a.rec.packets, b.rec.packets);
+    assert_ne!(a.trace_hash(), c.trace_hash());
+}
+
+#[test]
+fn a_thousand_nodes_converge_and_detect_a_crash_without_false_deaths() {
+    let sc = Scenario::builtin("bootstrap-crash", 1000).unwrap();
+    let (sim, outcomes) = run(&sc, 1);
+    let converged = outcomes.iter().find_map(|(_, o)| match o {
+        Outcome::Converged(d) => Some(*d),
+        _ => None,
+    });
+    assert!(matches!(converged, Some(Some(_))), "1000 nodes converged: {converged:?}");
+    let detected = outcomes.iter().find_map(|(_, o)| match o {
+        Outcome::Detected(d) => Some(*d),
+        _ => None,
+    });
+    let detected = detected.flatten().expect("crash detected by every node");
+    // LAN formula at n = 1000: min suspicion 12 s; detection completes well within max (72 s).
+    assert!(detected < Duration::from_secs(30), "{detected:?}");
+    let crash = sim.rec.crashes.values().next().unwrap();
+    assert_eq!(crash.dead_at, 999);
+    assert_eq!(sim.rec.false_deaths, 0);
+}
+
+fn partition_scenario(n: usize, auto_rejoin: Option<f64>) -> Scenario {
+    Scenario {
+        name: "partition".into(),
+        nodes: n,
+        config: "lan".into(),
+        auto_rejoin_secs: auto_rejoin,
+        steps: vec![
+            Step::Bootstrap { join_window_secs: 1.0 },
+            Step::WaitConverged { limit_secs: 300.0 },
+            Step::Partition { groups: 2 },
+            // Longer than the suspicion timeout and gossip_to_the_dead_time (30 s) together.
+            Step::Run { secs: 100.0 },
+            Step::Heal {},
+            Step::Run { secs: 120.0 },
+        ],
+    }
+}
+
+#[test]
+fn a_long_partition_heals_with_auto_rejoin_and_stays_split_without() {
+    let n = 200;
+    let (with, _) = run(&partition_scenario(n, Some(10.0)), 3);
+    assert!(with.converged(), "auto re-join: one cluster again");
+    let (without, _) = run(&partition_scenario(n, None), 3);
+    assert!(!without.converged(), "as in Go: the halves stay apart");
+    let sizes: Vec<usize> =
+        without.running_nodes().iter().map(|&i| without.endpoint(i).unwrap().num_members()).collect();
+    assert!(sizes.iter().all(|s| *s == n / 2), "each node sees only its half: {:?}", &sizes[..5]);
+}
+
+#[test]
+fn network_model_loses_and_partitions() {
+    use rand_chacha::rand_core::SeedableRng;
+    let mut net = NetworkModel::lan(4);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    assert!(net.datagram(0, 1, &mut rng).is_some());
+    net.loss_ppm = 1_000_000;
+    assert!(net.datagram(0, 1, &mut rng).is_none());
+    net.loss_ppm = 0;
+    net.partition(&[vec![0, 1], vec![2, 3]]);
+    assert!(net.datagram(0, 1, &mut rng).is_some());
+    assert!(net.datagram(0, 2, &mut rng).is_none());
+    assert!(!net.reachable(3, 1));
+    net.heal();
+    assert!(net.reachable(3, 1));
+    net.ingress_loss_ppm[2] = 1_000_000;
+    assert!(net.datagram(0, 2, &mut rng).is_none());
+    assert!(net.datagram(2, 0, &mut rng).is_some());
+}
+
+#[test]
+fn paused_and_slow_nodes_recover() {
+    let mut sim = Sim::new(5, NetworkModel::lan(10));
+    for _ in 0..10 {
+        sim.add_node(Config::lan("x"));
+    }
+    for i in 1..10 {
+        sim.join(i, &[0]);
+    }
+    assert!(sim.run_while_not(Duration::from_secs(30), Duration::from_millis(100), Sim::converged));
+    sim.pause(3, Duration::from_secs(2));
+    sim.set_slow(4, Duration::from_millis(5));
+    sim.run_for(Duration::from_secs(30));
+    assert!(sim.converged(), "a 2 s pause and a slow node are not deaths");
+    // A quick restart under the same name, before anyone noticed.
+    sim.crash(5);
+    sim.restart(5, &[0]);
+    assert!(sim.run_while_not(Duration::from_secs(60), Duration::from_millis(100), Sim::converged));
+    // A restart after everyone declared the node dead: it refutes its own death.
+    sim.crash(6);
+    assert!(sim.run_while_not(Duration::from_secs(60), Duration::from_millis(100), |s| {
+        (0..10)
+            .filter(|i| *i != 6)
+            .all(|i| s.endpoint(i).unwrap().member("node-6").unwrap().state == memberlist_proto::NodeState::Dead)
+    }));
+    sim.restart(6, &[0]);
+    assert!(sim.run_while_not(Duration::from_secs(60), Duration::from_millis(100), Sim::converged));
+    assert!(sim.endpoint(6).unwrap().local_member().unwrap().incarnation > 1, "it refuted with a higher incarnation");
+}
