@@ -70,10 +70,14 @@ pub struct Recorder {
     pub events: u64,
     /// Suspicions of nodes that were running.
     pub false_suspicions: u64,
+    /// False suspicions whose subject was healthy (never paused or slowed).
+    pub false_suspicions_of_healthy: u64,
     /// Deaths declared about nodes that were running.
     pub false_deaths: u64,
-    /// False deaths whose subject was healthy (not paused, not slow).
+    /// False deaths whose subject was healthy (never paused or slowed).
     pub false_deaths_of_healthy: u64,
+    /// False deaths where both the subject and the node declaring it were healthy.
+    pub false_deaths_healthy_by_healthy: u64,
     /// Per crashed node (by index).
     pub crashes: BTreeMap<usize, CrashRecord>,
     /// Live members each node counts (alive or suspect), by node index.
@@ -149,6 +153,9 @@ impl Recorder {
                         self.false_deaths += 1;
                         if healthy(s) {
                             self.false_deaths_of_healthy += 1;
+                            if healthy(observer) {
+                                self.false_deaths_healthy_by_healthy += 1;
+                            }
                         }
                     }
                     if let Some(c) = self.crashes.get_mut(&s) {
@@ -163,6 +170,9 @@ impl Recorder {
                 if let Some(s) = subject {
                     if running(s) {
                         self.false_suspicions += 1;
+                        if healthy(s) {
+                            self.false_suspicions_of_healthy += 1;
+                        }
                     }
                     if let Some(c) = self.crashes.get_mut(&s) {
                         if c.at.is_some_and(|t| t <= at) {

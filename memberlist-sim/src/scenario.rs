@@ -45,6 +45,13 @@ pub enum Step {
         /// How many.
         count: usize,
     },
+    /// Crash `crashes` random nodes one after another, each as soon as the previous one was
+    /// first suspected, and record the time from each crash to its first suspicion (SWIM's
+    /// first-detection time).
+    FirstDetection {
+        /// How many crashes to sample.
+        crashes: usize,
+    },
     /// Run until every crashed node is dead at every running node.
     WaitDetected {
         /// Give up after this long.
@@ -67,6 +74,16 @@ pub enum Step {
     },
     /// Remove every partition.
     Heal {},
+    /// Make `count` random nodes spend `cost_ms` on every datagram they receive, during
+    /// `for_secs` (a CPU-starved member that answers late).
+    Slow {
+        /// How many nodes starve.
+        count: usize,
+        /// Processing time per datagram, in milliseconds.
+        cost_ms: f64,
+        /// How long the starvation lasts.
+        for_secs: f64,
+    },
     /// Pause `count` random nodes for `pause_secs` every `every_secs`, during `for_secs`
     /// (Lifeguard's CPU-starvation model).
     Pause {
@@ -134,6 +151,16 @@ impl Scenario {
                 }
                 steps
             }
+            "first-detection" => vec![
+                Step::Bootstrap { join_window_secs: window },
+                Step::WaitConverged { limit_secs: 3600.0 },
+                Step::FirstDetection { crashes: 200 },
+            ],
+            "slow" => vec![
+                Step::Bootstrap { join_window_secs: window },
+                Step::WaitConverged { limit_secs: 3600.0 },
+                Step::Slow { count: 8.min(n / 4), cost_ms: 250.0, for_secs: 300.0 },
+            ],
             "starved" => vec![
                 Step::Bootstrap { join_window_secs: window },
                 Step::WaitConverged { limit_secs: 3600.0 },
@@ -147,7 +174,7 @@ impl Scenario {
 
     /// The names of the built-in scenarios.
     pub fn builtin_names() -> &'static [&'static str] {
-        &["bootstrap-crash", "partition-heal", "loss-sweep", "starved"]
+        &["bootstrap-crash", "partition-heal", "loss-sweep", "starved", "slow", "first-detection"]
     }
 
     /// The protocol configuration every node gets.
@@ -171,6 +198,8 @@ pub enum Outcome {
     Detected(Option<Duration>),
     /// Nodes crashed.
     Crashed(Vec<usize>),
+    /// Times from crash to first suspicion.
+    FirstDetections(Vec<Duration>),
     /// A run ended with (false suspicions, false deaths) so far and whether the cluster had
     /// converged.
     Ran { converged: bool },
@@ -184,6 +213,35 @@ pub fn swim_baseline(cfg: &mut Config) {
     cfg.suspicion_max_timeout_mult = 1;
     cfg.request_nacks = false;
     cfg.buddy_system = false;
+}
+
+/// SWIM's first-detection time in whole protocol periods, averaged over `samples` (times from a
+/// crash to the first suspicion of it). A probe that pings the crashed node raises its suspicion
+/// exactly one probe interval later (the probe's deadline), so the first ping came
+/// `sample − interval` after the crash; SWIM counts the period in which that ping falls, so a
+/// sample counts ⌈(sample − interval) / interval⌉ periods. The SWIM paper's expectation for this
+/// count is `1 / (1 − (1 − 1/n)^(n−1))`.
+pub fn detection_periods(samples: &[Duration], interval: Duration) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let t = interval.as_secs_f64();
+    let sum: f64 = samples.iter().map(|s| ((s.as_secs_f64() - t) / t).ceil().max(1.0)).sum();
+    sum / samples.len() as f64
+}
+
+/// Picks `count` random running nodes other than node 0.
+fn pick(sim: &mut Sim, rng: &mut ChaCha8Rng, count: usize) -> Vec<usize> {
+    let mut candidates: Vec<usize> = sim.running_nodes().into_iter().filter(|i| *i != 0).collect();
+    let mut picked = Vec::new();
+    for _ in 0..count {
+        if candidates.is_empty() {
+            break;
+        }
+        let k = (rng.next_u32() as usize) % candidates.len();
+        picked.push(candidates.swap_remove(k));
+    }
+    picked
 }
 
 /// Runs `scenario` on a fresh simulator seeded with `seed`; `configure` adjusts every node's
@@ -244,6 +302,24 @@ pub fn run_with(
                 }
                 Outcome::Crashed(crashed)
             }
+            Step::FirstDetection { crashes } => {
+                let mut samples = Vec::new();
+                for _ in 0..*crashes {
+                    let Some(&victim) = pick(&mut sim, &mut rng, 1).first() else { break };
+                    // Desynchronise the crash from the probe schedule.
+                    let offset = Duration::from_nanos(rng.next_u64() % 1_000_000_000);
+                    sim.run_for(offset);
+                    sim.crash(victim);
+                    let at = sim.now();
+                    sim.run_while_not(Duration::from_secs(60), Duration::from_millis(10), |s| {
+                        s.rec.crashes.get(&victim).is_some_and(|c| c.first_suspect.is_some())
+                    });
+                    if let Some(t) = sim.rec.crashes.get(&victim).and_then(|c| c.first_suspect) {
+                        samples.push(t - at);
+                    }
+                }
+                Outcome::FirstDetections(samples)
+            }
             Step::WaitDetected { limit_secs } => {
                 let start = sim.now();
                 let ok = sim.run_while_not(secs(*limit_secs), Duration::from_millis(100), |s| {
@@ -269,6 +345,17 @@ pub fn run_with(
             }
             Step::Heal {} => {
                 sim.net.heal();
+                Outcome::Ran { converged: sim.converged_by_events() }
+            }
+            Step::Slow { count, cost_ms, for_secs } => {
+                let starved = pick(&mut sim, &mut rng, *count);
+                for &i in &starved {
+                    sim.set_slow(i, Duration::from_secs_f64(cost_ms / 1000.0));
+                }
+                sim.run_for(secs(*for_secs));
+                for &i in &starved {
+                    sim.set_slow(i, Duration::ZERO);
+                }
                 Outcome::Ran { converged: sim.converged_by_events() }
             }
             Step::Pause { count, pause_secs, every_secs, for_secs } => {

@@ -39,11 +39,33 @@ pub fn node_name(i: usize) -> String {
 
 #[derive(Debug)]
 enum Item {
-    Packet { to: usize, from: usize, bytes: Vec<u8> },
-    StreamData { to: usize, gen: u32, id: StreamId, bytes: Vec<u8> },
-    StreamClosed { to: usize, gen: u32, id: StreamId },
-    StreamFailed { to: usize, gen: u32, id: StreamId },
-    Wake { node: usize, gen: u32 },
+    Packet {
+        to: usize,
+        from: usize,
+        bytes: Vec<u8>,
+    },
+    StreamData {
+        to: usize,
+        gen: u32,
+        id: StreamId,
+        bytes: Vec<u8>,
+    },
+    StreamClosed {
+        to: usize,
+        gen: u32,
+        id: StreamId,
+    },
+    StreamFailed {
+        to: usize,
+        gen: u32,
+        id: StreamId,
+    },
+    Wake {
+        node: usize,
+        gen: u32,
+    },
+    /// An item a slow node has already spent its processing time on.
+    Ready(Box<Item>),
 }
 
 impl Item {
@@ -54,6 +76,7 @@ impl Item {
             | Item::StreamClosed { to, .. }
             | Item::StreamFailed { to, .. } => *to,
             Item::Wake { node, .. } => *node,
+            Item::Ready(inner) => inner.target(),
         }
     }
 }
@@ -242,7 +265,7 @@ impl Sim {
         self.nodes[i].anomalous = true;
     }
 
-    /// Every datagram costs node `i` `cost` of processing time (zero to heal).
+    /// Everything node `i` receives costs it `cost` of processing time (zero to heal).
     pub fn set_slow(&mut self, i: usize, cost: Duration) {
         self.nodes[i].cost = cost;
         self.nodes[i].anomalous |= !cost.is_zero();
@@ -318,19 +341,26 @@ impl Sim {
             }
             self.now = self.now.max(t);
             self.nodes[i].paused_until = None;
-            let backlog: Vec<Item> = self.nodes[i].backlog.drain(..).collect();
-            for item in backlog {
-                self.dispatch(item);
-            }
+            // Like a process coming back from a stall: its overdue timers fire before it gets
+            // to the datagrams that queued up meanwhile, so its probes time out although their
+            // acks are waiting (the failure Lifeguard is designed for).
             let now = self.now;
             if let Some(ep) = self.nodes[i].ep.as_mut() {
                 ep.handle_timeout(now);
             }
             self.after_input(i);
+            let backlog: Vec<Item> = self.nodes[i].backlog.drain(..).collect();
+            for item in backlog {
+                self.dispatch(item);
+            }
         }
     }
 
     fn dispatch(&mut self, item: Item) {
+        let (item, paid) = match item {
+            Item::Ready(inner) => (*inner, true),
+            other => (other, false),
+        };
         let to = item.target();
         let Some(node) = self.nodes.get_mut(to) else { return };
         if node.ep.is_none() {
@@ -343,17 +373,16 @@ impl Sim {
             return;
         }
         let now = self.now;
-        // A slow node spends `cost` on every datagram: one that arrives while it is busy waits.
-        if let Item::Packet { .. } = item {
-            if !node.cost.is_zero() {
-                if node.busy_until > now {
-                    let at = node.busy_until;
-                    node.busy_until = at + node.cost;
-                    self.schedule(at, item);
-                    return;
-                }
-                node.busy_until = now + node.cost;
+        // A slow node spends `cost` on everything it receives (datagrams and stream traffic):
+        // what arrives while it is busy waits its turn.
+        if !paid && !matches!(item, Item::Wake { .. }) && !node.cost.is_zero() {
+            if node.busy_until > now {
+                let at = node.busy_until;
+                node.busy_until = at + node.cost;
+                self.schedule(at, Item::Ready(Box::new(item)));
+                return;
             }
+            node.busy_until = now + node.cost;
         }
         let gen = node.gen;
         let Some(ep) = node.ep.as_mut() else { return };
@@ -369,6 +398,7 @@ impl Sim {
                 node.wake_at = None;
                 ep.handle_timeout(now);
             }
+            Item::Ready(_) => unreachable!("unwrapped above"),
             _ => return,
         }
         self.after_input(to);

@@ -28,6 +28,20 @@ pub fn render(scenario: &Scenario, seed: u64, sim: &Sim, outcomes: &[(Step, Outc
             Outcome::Crashed(v) => {
                 let _ = writeln!(out, "crashed={v:?}");
             }
+            Outcome::FirstDetections(v) if !v.is_empty() => {
+                let mean = v.iter().map(Duration::as_secs_f64).sum::<f64>() / v.len() as f64;
+                let max = v.iter().map(Duration::as_secs_f64).fold(0.0, f64::max);
+                let n = scenario.nodes as f64;
+                let swim = 1.0 / (1.0 - (1.0 - 1.0 / n).powf(n - 1.0));
+                let periods = crate::scenario::detection_periods(v, scenario.config().probe_interval);
+                let _ = writeln!(
+                    out,
+                    "first_detection_samples={} first_detection_mean_s={mean:.3} first_detection_max_s={max:.3} \
+                     detection_periods_mean={periods:.3} swim_expected_periods={swim:.3}",
+                    v.len()
+                );
+            }
+            Outcome::FirstDetections(_) => {}
             Outcome::Detected(Some(d)) => {
                 let _ = writeln!(out, "detection_complete_after_s={}", s(*d));
             }
@@ -54,10 +68,16 @@ pub fn render(scenario: &Scenario, seed: u64, sim: &Sim, outcomes: &[(Step, Outc
         );
     }
     let (sent, bytes) = sim.sent_totals();
+    let r = &sim.rec;
     let _ = writeln!(
         out,
-        "false_suspicions={} false_deaths={} false_deaths_of_healthy={}",
-        sim.rec.false_suspicions, sim.rec.false_deaths, sim.rec.false_deaths_of_healthy
+        "false_suspicions={} false_suspicions_of_healthy={} false_deaths={} false_deaths_of_healthy={} \
+         false_deaths_healthy_by_healthy={}",
+        r.false_suspicions,
+        r.false_suspicions_of_healthy,
+        r.false_deaths,
+        r.false_deaths_of_healthy,
+        r.false_deaths_healthy_by_healthy
     );
     let _ = writeln!(
         out,
