@@ -1,0 +1,553 @@
+//! The running node: a handle for the application and the task that drives the protocol core.
+//!
+//! One task owns the [`Endpoint`] and is the only place it is touched: datagrams, stream bytes,
+//! commands from handles and timers all arrive there as messages, so no lock is ever held while
+//! application code runs, and application code may call back into the node at any time (Go #23).
+//! Each TCP connection has two small tasks of its own, one reading into the node task's inbox
+//! and one writing what the node task hands it.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use memberlist_proto::{BroadcastId, Endpoint, Event, Instant, JoinId, Member, StreamAction, StreamId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::options::Options;
+use crate::Error;
+
+/// The largest datagram read (Go's `udpPacketBufSize`).
+const UDP_PACKET_BUF_SIZE: usize = 65_536;
+
+enum Command {
+    Join { seeds: Vec<SocketAddr>, reply: oneshot::Sender<JoinId> },
+    Leave { reply: oneshot::Sender<BroadcastId> },
+    UpdateMeta { meta: Option<Vec<u8>>, reply: oneshot::Sender<Result<BroadcastId, Error>> },
+    Broadcast { data: Vec<u8>, name: Option<String> },
+    SendBestEffort { to: SocketAddr, data: Vec<u8> },
+    SendReliable { to: SocketAddr, data: Vec<u8> },
+    Ping { name: String, addr: SocketAddr, reply: oneshot::Sender<u32> },
+    Subscribe { tx: mpsc::UnboundedSender<Event> },
+    Shutdown,
+}
+
+enum StreamIn {
+    Data(StreamId, Vec<u8>),
+    Closed(StreamId),
+    Failed(StreamId, String),
+    Accepted(TcpStream, SocketAddr),
+}
+
+/// What handles can read without asking the node task.
+struct Shared {
+    members: RwLock<Arc<Vec<Member>>>,
+    local: RwLock<Option<Member>>,
+    health: RwLock<u32>,
+}
+
+/// A running memberlist node. Cheap to clone; every clone controls the same node.
+#[derive(Clone)]
+pub struct Memberlist {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    name: String,
+}
+
+impl std::fmt::Debug for Memberlist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memberlist").field("name", &self.name).field("addr", &self.addr).finish()
+    }
+}
+
+/// Owned events, as an async stream (`futures_core::Stream`) or with [`Events::recv`].
+#[derive(Debug)]
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Events {
+    /// The next event; `None` once the node has shut down.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl futures_core::Stream for Events {
+    type Item = Event;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+fn unspecified(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_unspecified(),
+        IpAddr::V6(v6) => v6.is_unspecified(),
+    }
+}
+
+impl Memberlist {
+    /// Binds UDP and TCP on the same port and starts the node (Go's `Create`). With port 0 the
+    /// kernel picks a port that is free for both.
+    pub async fn create(opts: Options) -> Result<Memberlist, Error> {
+        opts.config.validate()?;
+        let (tcp, udp) = bind_both(opts.bind).await?;
+        let bound = tcp.local_addr()?;
+        let advertise = opts.advertise.unwrap_or_else(|| {
+            if unspecified(bound.ip()) {
+                let lo =
+                    if bound.is_ipv4() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { IpAddr::V6(Ipv6Addr::LOCALHOST) };
+                SocketAddr::new(lo, bound.port())
+            } else {
+                bound
+            }
+        });
+        let clock = std::time::Instant::now();
+        let seed = opts.seed.unwrap_or_else(|| {
+            // Not cryptographic: only spreads probe order and timer phases.
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            t.as_nanos() as u64 ^ u64::from(std::process::id()) << 32
+        });
+        let name = opts.config.name.clone();
+        let max_inbound = opts.max_inbound_streams;
+        let ep = Endpoint::new(opts.config, advertise, opts.meta, opts.hooks, seed, Instant::ZERO)?;
+        let shared = Arc::new(Shared {
+            members: RwLock::new(Arc::new(ep.members())),
+            local: RwLock::new(ep.local_member()),
+            health: RwLock::new(0),
+        });
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (in_tx, in_rx) = mpsc::unbounded_channel();
+        let driver = Driver {
+            ep,
+            udp: Arc::new(udp),
+            clock,
+            shared: shared.clone(),
+            writers: HashMap::new(),
+            inbound: HashSet::new(),
+            max_inbound,
+            in_tx,
+            subscribers: Vec::new(),
+        };
+        tokio::spawn(driver.run(cmd_rx, in_rx, tcp));
+        Ok(Memberlist { commands: cmd_tx, shared, addr: advertise, name })
+    }
+
+    /// The address other nodes reach this one at.
+    pub fn advertise_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send(&self, c: Command) -> Result<(), Error> {
+        self.commands.send(c).map_err(|_| Error::Shutdown)
+    }
+
+    /// Joins through `seeds` (push/pull with each, in parallel) and returns how many were
+    /// reached; an error only when none was.
+    pub async fn join(&self, seeds: &[SocketAddr]) -> Result<usize, Error> {
+        let mut events = self.events()?;
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Join { seeds: seeds.to_vec(), reply })?;
+        let id = rx.await.map_err(|_| Error::Shutdown)?;
+        while let Some(e) = events.recv().await {
+            if let Event::JoinCompleted { join, contacted, errors } = e {
+                if join == id {
+                    if contacted == 0 && !errors.is_empty() {
+                        let reasons: Vec<String> = errors.iter().map(|(a, e)| format!("{a}: {e}")).collect();
+                        return Err(Error::JoinFailed(reasons.join("; ")));
+                    }
+                    return Ok(contacted);
+                }
+            }
+        }
+        Err(Error::Shutdown)
+    }
+
+    /// Leaves gracefully and waits until the news has gone out, or `timeout` passes.
+    pub async fn leave(&self, timeout: Duration) -> Result<(), Error> {
+        let mut events = self.events()?;
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Leave { reply })?;
+        let id = rx.await.map_err(|_| Error::Shutdown)?;
+        wait_broadcast(&mut events, id, timeout).await
+    }
+
+    /// Replaces this node's metadata and waits until the news has gone out, or `timeout`.
+    pub async fn update_meta(&self, meta: impl Into<Vec<u8>>, timeout: Duration) -> Result<(), Error> {
+        let mut events = self.events()?;
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::UpdateMeta { meta: Some(meta.into()), reply })?;
+        let id = rx.await.map_err(|_| Error::Shutdown)??;
+        wait_broadcast(&mut events, id, timeout).await
+    }
+
+    /// Gossips application data to the cluster; with a `name`, replaces data queued under it.
+    pub fn broadcast(&self, data: impl Into<Vec<u8>>, name: Option<String>) -> Result<(), Error> {
+        self.send(Command::Broadcast { data: data.into(), name })
+    }
+
+    /// Sends application data in one datagram (Go's `SendBestEffort`).
+    pub fn send_best_effort(&self, to: SocketAddr, data: impl Into<Vec<u8>>) -> Result<(), Error> {
+        self.send(Command::SendBestEffort { to, data: data.into() })
+    }
+
+    /// Sends application data on a TCP stream (Go's `SendReliable`).
+    pub fn send_reliable(&self, to: SocketAddr, data: impl Into<Vec<u8>>) -> Result<(), Error> {
+        self.send(Command::SendReliable { to, data: data.into() })
+    }
+
+    /// Pings node `name` at `addr` and returns the round-trip time (Go's `Ping`).
+    pub async fn ping(&self, name: &str, addr: SocketAddr) -> Result<Duration, Error> {
+        let mut events = self.events()?;
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Ping { name: name.to_owned(), addr, reply })?;
+        let seq = rx.await.map_err(|_| Error::Shutdown)?;
+        while let Some(e) = events.recv().await {
+            if let Event::PingResult { seq_no, rtt } = e {
+                if seq_no == seq {
+                    return rtt.ok_or_else(|| Error::NoPingResponse(name.to_owned()));
+                }
+            }
+        }
+        Err(Error::Shutdown)
+    }
+
+    /// A stream of every event from now on.
+    pub fn events(&self) -> Result<Events, Error> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.send(Command::Subscribe { tx })?;
+        Ok(Events { rx })
+    }
+
+    /// Every known member (alive, suspect, dead or left), as owned snapshots.
+    pub fn members(&self) -> Vec<Member> {
+        self.shared.members.read().map(|m| m.as_ref().clone()).unwrap_or_default()
+    }
+
+    /// Members that are alive or suspect (Go's `Members`).
+    pub fn live_members(&self) -> Vec<Member> {
+        self.members()
+            .into_iter()
+            .filter(|m| matches!(m.state, memberlist_proto::NodeState::Alive | memberlist_proto::NodeState::Suspect))
+            .collect()
+    }
+
+    /// How many members are alive or suspect (Go's `NumMembers`).
+    pub fn num_members(&self) -> usize {
+        self.live_members().len()
+    }
+
+    /// This node as the cluster sees it (Go's `LocalNode`).
+    pub fn local_node(&self) -> Option<Member> {
+        self.shared.local.read().ok().and_then(|l| l.clone())
+    }
+
+    /// The Lifeguard health score, 0 being healthy (Go's `GetHealthScore`).
+    pub fn health_score(&self) -> u32 {
+        self.shared.health.read().map(|h| *h).unwrap_or(0)
+    }
+
+    /// Stops the node without leaving: peers will find it dead (Go's `Shutdown`).
+    pub fn shutdown(&self) {
+        let _ = self.send(Command::Shutdown);
+    }
+}
+
+async fn wait_broadcast(events: &mut Events, id: BroadcastId, timeout: Duration) -> Result<(), Error> {
+    let wait = async {
+        while let Some(e) = events.recv().await {
+            if e == Event::BroadcastDone(id) {
+                return Ok(());
+            }
+        }
+        Err(Error::Shutdown)
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout),
+    }
+}
+
+/// Binds TCP, then UDP on the same port; with port 0 retries until a port is free for both.
+async fn bind_both(addr: SocketAddr) -> Result<(TcpListener, UdpSocket), Error> {
+    let mut last = None;
+    for _ in 0..10 {
+        let tcp = TcpListener::bind(addr).await?;
+        let port = tcp.local_addr()?.port();
+        match UdpSocket::bind(SocketAddr::new(addr.ip(), port)).await {
+            Ok(udp) => return Ok((tcp, udp)),
+            Err(e) if addr.port() == 0 => last = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last.map_or(Error::Shutdown, Error::from))
+}
+
+struct Driver {
+    ep: Endpoint,
+    udp: Arc<UdpSocket>,
+    clock: std::time::Instant,
+    shared: Arc<Shared>,
+    writers: HashMap<StreamId, mpsc::UnboundedSender<Option<Vec<u8>>>>,
+    inbound: HashSet<StreamId>,
+    max_inbound: usize,
+    in_tx: mpsc::UnboundedSender<StreamIn>,
+    subscribers: Vec<mpsc::UnboundedSender<Event>>,
+}
+
+impl Driver {
+    fn now(&self) -> Instant {
+        Instant::from_nanos(u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut inbox: mpsc::UnboundedReceiver<StreamIn>,
+        tcp: TcpListener,
+    ) {
+        let accept_tx = self.in_tx.clone();
+        let acceptor = tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(5);
+            loop {
+                match tcp.accept().await {
+                    Ok((s, peer)) => {
+                        backoff = Duration::from_millis(5);
+                        if accept_tx.send(StreamIn::Accepted(s, peer)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(1));
+                    }
+                }
+            }
+        });
+        let mut buf = vec![0u8; UDP_PACKET_BUF_SIZE];
+        self.flush();
+        loop {
+            let deadline = self.ep.poll_timeout().map(|t| {
+                let d = Duration::from_nanos(t.as_nanos().saturating_sub(self.now().as_nanos()));
+                tokio::time::Instant::now() + d
+            });
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let udp = self.udp.clone();
+            tokio::select! {
+                r = udp.recv_from(&mut buf) => {
+                    if let Ok((n, from)) = r {
+                        if n > 0 {
+                            let now = self.now();
+                            self.ep.handle_packet(from, &buf[..n], now);
+                        }
+                    }
+                }
+                Some(msg) = inbox.recv() => self.stream_in(msg),
+                c = commands.recv() => match c {
+                    Some(Command::Shutdown) | None => break,
+                    Some(c) => self.command(c),
+                },
+                () = sleep => {
+                    let now = self.now();
+                    self.ep.handle_timeout(now);
+                }
+            }
+            self.flush();
+        }
+        acceptor.abort();
+        for (_, w) in self.writers.drain() {
+            let _ = w.send(None);
+        }
+    }
+
+    fn command(&mut self, c: Command) {
+        let now = self.now();
+        match c {
+            Command::Join { seeds, reply } => {
+                let _ = reply.send(self.ep.join(&seeds, now));
+            }
+            Command::Leave { reply } => {
+                let _ = reply.send(self.ep.leave(now));
+            }
+            Command::UpdateMeta { meta, reply } => {
+                let _ = reply.send(self.ep.update_meta(meta, now).map_err(Error::from));
+            }
+            Command::Broadcast { data, name } => self.ep.queue_broadcast(&data, name),
+            Command::SendBestEffort { to, data } => self.ep.send_best_effort(to, &data),
+            Command::SendReliable { to, data } => {
+                self.ep.send_reliable(to, &data, now);
+            }
+            Command::Ping { name, addr, reply } => {
+                let _ = reply.send(self.ep.ping(&name, addr, now));
+            }
+            Command::Subscribe { tx } => self.subscribers.push(tx),
+            Command::Shutdown => {}
+        }
+    }
+
+    fn stream_in(&mut self, msg: StreamIn) {
+        let now = self.now();
+        match msg {
+            StreamIn::Data(id, bytes) => self.ep.handle_stream_data(id, &bytes, now),
+            StreamIn::Closed(id) => {
+                self.ep.handle_stream_closed(id, now);
+            }
+            StreamIn::Failed(id, reason) => self.ep.handle_stream_error(id, &reason, now),
+            StreamIn::Accepted(stream, peer) => {
+                if self.inbound.len() >= self.max_inbound {
+                    tracing::warn!(%peer, "too many inbound streams, closing");
+                    return;
+                }
+                let id = self.ep.handle_stream_accepted(peer, now);
+                self.inbound.insert(id);
+                let deadline = self.ep.config().tcp_timeout;
+                self.attach(id, stream, deadline);
+            }
+        }
+    }
+
+    /// Starts the reader and writer tasks of an accepted stream.
+    fn attach(&mut self, id: StreamId, stream: TcpStream, deadline: Duration) {
+        let (rd, wr) = stream.into_split();
+        spawn_reader(rd, id, self.in_tx.clone(), deadline);
+        let (wtx, wrx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
+        self.writers.insert(id, wtx);
+        tokio::spawn(write_all(wr, wrx));
+    }
+
+    /// Carries out everything the core asked for and publishes what handles may read.
+    fn flush(&mut self) {
+        while let Some(t) = self.ep.poll_transmit() {
+            if let Err(e) = self.udp.try_send_to(&t.bytes, t.to) {
+                tracing::debug!(to = %t.to, error = %e, "udp send failed");
+            }
+        }
+        while let Some(a) = self.ep.poll_stream() {
+            match a {
+                StreamAction::Connect { id, to, deadline } => {
+                    let wait = Duration::from_nanos(deadline.as_nanos().saturating_sub(self.now().as_nanos()));
+                    let (wtx, wrx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
+                    self.writers.insert(id, wtx);
+                    let tx = self.in_tx.clone();
+                    let connector = Connector { id, to, wait, tx, wrx };
+                    tokio::spawn(connector.run());
+                }
+                StreamAction::Write { id, bytes } => {
+                    if let Some(w) = self.writers.get(&id) {
+                        let _ = w.send(Some(bytes));
+                    }
+                }
+                StreamAction::Close { id } => {
+                    if let Some(w) = self.writers.remove(&id) {
+                        let _ = w.send(None);
+                    }
+                    self.inbound.remove(&id);
+                }
+            }
+        }
+        let mut events = Vec::new();
+        while let Some(e) = self.ep.poll_event() {
+            events.push(e);
+        }
+        if !events.is_empty() {
+            if let Ok(mut m) = self.shared.members.write() {
+                *m = Arc::new(self.ep.members());
+            }
+            if let Ok(mut l) = self.shared.local.write() {
+                *l = self.ep.local_member();
+            }
+        }
+        if let Ok(mut h) = self.shared.health.write() {
+            *h = self.ep.health_score();
+        }
+        for e in events {
+            self.subscribers.retain(|s| s.send(e.clone()).is_ok());
+        }
+    }
+}
+
+/// Dials a stream, then shuttles bytes both ways like an accepted one.
+struct Connector {
+    id: StreamId,
+    to: SocketAddr,
+    wait: Duration,
+    tx: mpsc::UnboundedSender<StreamIn>,
+    wrx: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+}
+
+impl Connector {
+    async fn run(self) {
+        let stream = match tokio::time::timeout(self.wait, TcpStream::connect(self.to)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                let _ = self.tx.send(StreamIn::Failed(self.id, e.to_string()));
+                return;
+            }
+            Err(_) => {
+                let _ = self.tx.send(StreamIn::Failed(self.id, "connect timeout".into()));
+                return;
+            }
+        };
+        let (rd, wr) = stream.into_split();
+        spawn_reader(rd, self.id, self.tx.clone(), self.wait);
+        write_all(wr, self.wrx).await;
+    }
+}
+
+/// Reads a stream into the node task's inbox until EOF, an error, or `deadline` (a read
+/// deadline on the whole exchange, so a slow peer cannot hold a connection open: no slow-loris).
+fn spawn_reader(
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    id: StreamId,
+    tx: mpsc::UnboundedSender<StreamIn>,
+    deadline: Duration,
+) {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        let read_all = async {
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) => return StreamIn::Closed(id),
+                    Ok(n) => {
+                        if tx.send(StreamIn::Data(id, buf[..n].to_vec())).is_err() {
+                            return StreamIn::Closed(id);
+                        }
+                    }
+                    Err(e) => return StreamIn::Failed(id, e.to_string()),
+                }
+            }
+        };
+        let end = match tokio::time::timeout(deadline, read_all).await {
+            Ok(m) => m,
+            Err(_) => StreamIn::Failed(id, "i/o timeout".into()),
+        };
+        let _ = tx.send(end);
+    });
+}
+
+/// Writes what the node task hands over until it says to close (`None`), then half-closes.
+async fn write_all(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Option<Vec<u8>>>) {
+    while let Some(Some(bytes)) = rx.recv().await {
+        if wr.write_all(&bytes).await.is_err() {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}

@@ -1,0 +1,116 @@
+//! Node options: the protocol configuration of [`memberlist_proto::Config`] plus what belongs to
+//! sockets and tasks (bind and advertise addresses, connection limits, read deadlines).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use memberlist_proto::wire::{Key, Keyring};
+use memberlist_proto::{Config, ConfigError, Hooks};
+
+/// Everything needed to start a node.
+pub struct Options {
+    /// The protocol configuration (Go's `Config` fields that shape the protocol).
+    pub config: Config,
+    /// Address to bind UDP and TCP on; port 0 lets the kernel pick one (the same for both).
+    pub bind: SocketAddr,
+    /// Address other nodes use to reach this one; `None` uses the bound address (or, when bound
+    /// to 0.0.0.0 / ::, 127.0.0.1).
+    pub advertise: Option<SocketAddr>,
+    /// This node's metadata.
+    pub meta: Option<Vec<u8>>,
+    /// Application callbacks the protocol needs answers from at once.
+    pub hooks: Box<dyn Hooks>,
+    /// Most inbound TCP connections served at once; more are closed at once.
+    pub max_inbound_streams: usize,
+    /// Seed for the protocol's random choices; `None` draws one from the operating system.
+    pub seed: Option<u64>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("name", &self.config.name)
+            .field("bind", &self.bind)
+            .field("advertise", &self.advertise)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Options {
+    /// Options from a protocol configuration, bound to 127.0.0.1 on a kernel-chosen port.
+    pub fn new(config: Config) -> Self {
+        Options {
+            config,
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            advertise: None,
+            meta: None,
+            hooks: Box::new(()),
+            max_inbound_streams: 256,
+            seed: None,
+        }
+    }
+
+    /// Go's `DefaultLANConfig` for a node named `name`.
+    pub fn lan(name: impl Into<String>) -> Self {
+        Options::new(Config::lan(name))
+    }
+
+    /// Go's `DefaultWANConfig`.
+    pub fn wan(name: impl Into<String>) -> Self {
+        Options::new(Config::wan(name))
+    }
+
+    /// Go's `DefaultLocalConfig`.
+    pub fn local(name: impl Into<String>) -> Self {
+        Options::new(Config::local(name))
+    }
+
+    /// Binds to `addr`.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Advertises `addr` to other nodes.
+    pub fn advertise(mut self, addr: SocketAddr) -> Self {
+        self.advertise = Some(addr);
+        self
+    }
+
+    /// Sets the node's metadata.
+    pub fn meta(mut self, meta: impl Into<Vec<u8>>) -> Self {
+        self.meta = Some(meta.into());
+        self
+    }
+
+    /// Sets the cluster label.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.config.label = label.into();
+        self
+    }
+
+    /// Encrypts with `primary` (16, 24 or 32 bytes) and also accepts `others`.
+    pub fn keys(mut self, primary: &[u8], others: &[&[u8]]) -> Result<Self, ConfigError> {
+        let key = |k: &[u8]| Key::new(k).map_err(|e| ConfigError { field: "keyring", reason: e.to_string() });
+        let others = others.iter().map(|k| key(k)).collect::<Result<Vec<_>, _>>()?;
+        self.config.keyring = Some(Keyring::with_primary(key(primary)?, others));
+        Ok(self)
+    }
+
+    /// Sets the application hooks.
+    pub fn hooks(mut self, hooks: impl Hooks + 'static) -> Self {
+        self.hooks = Box::new(hooks);
+        self
+    }
+
+    /// Fixes the seed of the protocol's random choices.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Changes the protocol configuration in place.
+    pub fn configure(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(&mut self.config);
+        self
+    }
+}

@@ -1,0 +1,105 @@
+//! Real nodes on 127.0.0.1 sockets.
+
+use std::time::Duration;
+
+use memberlist::{Event, Memberlist, NodeState, Options};
+
+fn fast(name: &str) -> Options {
+    Options::lan(name).configure(|c| {
+        c.probe_interval = Duration::from_millis(200);
+        c.probe_timeout = Duration::from_millis(80);
+        c.gossip_interval = Duration::from_millis(50);
+        c.suspicion_mult = 3;
+        c.push_pull_interval = Duration::from_secs(2);
+        c.tcp_timeout = Duration::from_secs(2);
+    })
+}
+
+async fn cluster(n: usize, opts: impl Fn(usize) -> Options) -> Vec<Memberlist> {
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        nodes.push(Memberlist::create(opts(i)).await.unwrap());
+    }
+    let seed = nodes[0].advertise_addr();
+    for node in &nodes[1..] {
+        assert_eq!(node.join(&[seed]).await.unwrap(), 1);
+    }
+    nodes
+}
+
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn state_of(node: &Memberlist, name: &str) -> Option<NodeState> {
+    node.members().into_iter().find(|m| m.name == name).map(|m| m.state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_converge_and_see_failure_and_leave() {
+    let nodes = cluster(5, |i| fast(&format!("n{i}"))).await;
+    eventually("convergence", || nodes.iter().all(|n| n.num_members() == 5)).await;
+    // Shut down without leaving: seen dead.
+    nodes[4].shutdown();
+    eventually("n4 dead everywhere", || nodes[..4].iter().all(|n| state_of(n, "n4") == Some(NodeState::Dead))).await;
+    // Leave: seen left.
+    nodes[3].leave(Duration::from_secs(5)).await.unwrap();
+    eventually("n3 left everywhere", || nodes[..3].iter().all(|n| state_of(n, "n3") == Some(NodeState::Left))).await;
+    assert!(nodes[..3].iter().all(|n| n.num_members() == 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meta_updates_broadcasts_and_direct_messages_arrive() {
+    let nodes = cluster(4, |i| fast(&format!("m{i}"))).await;
+    eventually("convergence", || nodes.iter().all(|n| n.num_members() == 4)).await;
+    let mut events: Vec<_> = nodes.iter().map(|n| n.events().unwrap()).collect();
+
+    nodes[1].update_meta(b"role=db".to_vec(), Duration::from_secs(5)).await.unwrap();
+    nodes[0].broadcast(b"to everyone".to_vec(), None).unwrap();
+    nodes[2].send_best_effort(nodes[3].advertise_addr(), b"datagram".to_vec()).unwrap();
+    nodes[2].send_reliable(nodes[0].advertise_addr(), b"stream".to_vec()).unwrap();
+
+    let expected: [&[&str]; 4] =
+        [&["update", "stream"], &["to everyone"], &["update", "to everyone"], &["update", "datagram", "to everyone"]];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    for (i, ev) in events.iter_mut().enumerate() {
+        let mut got: Vec<String> = Vec::new();
+        while !expected[i].iter().all(|w| got.iter().any(|g| g == w)) {
+            match tokio::time::timeout_at(deadline, ev.recv()).await {
+                Ok(Some(Event::NodeUpdated(m))) if m.meta == b"role=db" => got.push("update".into()),
+                Ok(Some(Event::UserMessage { data, .. })) => got.push(String::from_utf8_lossy(&data).into_owned()),
+                Ok(Some(_)) => {}
+                _ => panic!("node {i} got {got:?}, expected {:?}", expected[i]),
+            }
+        }
+    }
+    for n in &nodes {
+        assert_eq!(n.members().iter().find(|m| m.name == "m1").unwrap().meta, b"role=db");
+    }
+    // Ping measures a round trip.
+    let rtt = nodes[0].ping("m3", nodes[3].advertise_addr()).await.unwrap();
+    assert!(rtt < Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_and_keys_keep_clusters_apart() {
+    let key = [7u8; 32];
+    let a = Memberlist::create(fast("a").label("prod").keys(&key, &[]).unwrap()).await.unwrap();
+    let same = Memberlist::create(fast("same").label("prod").keys(&key, &[]).unwrap()).await.unwrap();
+    assert_eq!(same.join(&[a.advertise_addr()]).await.unwrap(), 1);
+    let other_label = Memberlist::create(fast("other-label").label("test").keys(&key, &[]).unwrap()).await.unwrap();
+    assert!(other_label.join(&[a.advertise_addr()]).await.is_err());
+    let wrong_key = Memberlist::create(fast("wrong-key").label("prod").keys(&[9u8; 32], &[]).unwrap()).await.unwrap();
+    assert!(wrong_key.join(&[a.advertise_addr()]).await.is_err());
+    let plain = Memberlist::create(fast("plain").label("prod")).await.unwrap();
+    assert!(plain.join(&[a.advertise_addr()]).await.is_err());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let names: Vec<String> = a.live_members().into_iter().map(|m| m.name).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
