@@ -48,6 +48,9 @@ pub enum Error {
     /// Waiting for a broadcast to go out took too long.
     #[error("timed out")]
     Timeout,
+    /// A keyring operation was refused.
+    #[error(transparent)]
+    Keyring(#[from] memberlist_proto::wire::KeyringError),
     /// A ping got no answer within the probe timeout.
     #[error("no response from node {0}")]
     NoPingResponse(String),

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use memberlist_proto::wire::Key;
 use memberlist_proto::{BroadcastId, Endpoint, Event, Instant, JoinId, Member, StreamAction, StreamId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -33,7 +34,14 @@ enum Command {
     SendReliable { to: SocketAddr, data: Vec<u8> },
     Ping { name: String, addr: SocketAddr, reply: oneshot::Sender<u32> },
     Subscribe { tx: mpsc::UnboundedSender<Event> },
+    Keyring { op: KeyOp, reply: oneshot::Sender<Result<(), Error>> },
     Shutdown,
+}
+
+enum KeyOp {
+    Install(Key),
+    Use(Key),
+    Remove(Key),
 }
 
 enum StreamIn {
@@ -223,6 +231,46 @@ impl Memberlist {
         Err(Error::Shutdown)
     }
 
+    async fn key_op(&self, op: KeyOp) -> Result<(), Error> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Keyring { op, reply })?;
+        rx.await.map_err(|_| Error::Shutdown)?
+    }
+
+    /// Installs an encryption key: accepted for decryption at once (Go's `Keyring.AddKey`).
+    pub async fn install_key(&self, key: &[u8]) -> Result<(), Error> {
+        self.key_op(KeyOp::Install(Key::new(key)?)).await
+    }
+
+    /// Encrypts with an installed key from now on (Go's `Keyring.UseKey`).
+    pub async fn use_key(&self, key: &[u8]) -> Result<(), Error> {
+        self.key_op(KeyOp::Use(Key::new(key)?)).await
+    }
+
+    /// Removes a key that is not the primary (Go's `Keyring.RemoveKey`).
+    pub async fn remove_key(&self, key: &[u8]) -> Result<(), Error> {
+        self.key_op(KeyOp::Remove(Key::new(key)?)).await
+    }
+
+    /// Joins through seeds given as `host:port`, `ip` or DNS names (every address a name
+    /// resolves to is tried; the port defaults to 7946), in parallel.
+    pub async fn join_hosts(&self, seeds: &[&str]) -> Result<usize, Error> {
+        let mut addrs = Vec::new();
+        let mut errors = Vec::new();
+        for seed in seeds {
+            let target = with_default_port(seed);
+            match tokio::net::lookup_host(target).await {
+                Ok(found) => addrs.extend(found),
+                Err(e) => errors.push(format!("{seed}: {e}")),
+            }
+        }
+        addrs.dedup();
+        if addrs.is_empty() {
+            return Err(Error::JoinFailed(errors.join("; ")));
+        }
+        self.join(&addrs).await
+    }
+
     /// A stream of every event from now on.
     pub fn events(&self) -> Result<Events, Error> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -261,6 +309,23 @@ impl Memberlist {
     /// Stops the node without leaving: peers will find it dead (Go's `Shutdown`).
     pub fn shutdown(&self) {
         let _ = self.send(Command::Shutdown);
+    }
+}
+
+/// `seed` as `host:port`, adding Go's default port 7946 when it has none.
+fn with_default_port(seed: &str) -> String {
+    if seed.parse::<SocketAddr>().is_ok() {
+        return seed.to_owned();
+    }
+    if let Ok(ip) = seed.parse::<IpAddr>() {
+        return SocketAddr::new(ip, 7946).to_string();
+    }
+    if seed.starts_with('[') && seed.ends_with(']') {
+        return format!("{seed}:7946");
+    }
+    match seed.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') && port.parse::<u16>().is_ok() => seed.to_owned(),
+        _ => format!("{seed}:7946"),
     }
 }
 
@@ -398,6 +463,17 @@ impl Driver {
                 let _ = reply.send(self.ep.ping(&name, addr, now));
             }
             Command::Subscribe { tx } => self.subscribers.push(tx),
+            Command::Keyring { op, reply } => {
+                let result = match op {
+                    KeyOp::Install(k) => {
+                        self.ep.install_key(k);
+                        Ok(())
+                    }
+                    KeyOp::Use(k) => self.ep.use_key(&k).map_err(Error::from),
+                    KeyOp::Remove(k) => self.ep.remove_key(&k).map_err(Error::from),
+                };
+                let _ = reply.send(result);
+            }
             Command::Shutdown => {}
         }
     }
@@ -550,4 +626,20 @@ async fn write_all(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Unboun
         }
     }
     let _ = wr.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_default_port;
+
+    #[test]
+    fn default_port() {
+        assert_eq!(with_default_port("10.0.0.1"), "10.0.0.1:7946");
+        assert_eq!(with_default_port("10.0.0.1:8000"), "10.0.0.1:8000");
+        assert_eq!(with_default_port("::1"), "[::1]:7946");
+        assert_eq!(with_default_port("[::1]"), "[::1]:7946");
+        assert_eq!(with_default_port("[::1]:9"), "[::1]:9");
+        assert_eq!(with_default_port("seed.example"), "seed.example:7946");
+        assert_eq!(with_default_port("seed.example:1234"), "seed.example:1234");
+    }
 }

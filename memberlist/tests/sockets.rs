@@ -103,3 +103,41 @@ async fn labels_and_keys_keep_clusters_apart() {
     let names: Vec<String> = a.live_members().into_iter().map(|m| m.name).collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_cluster_survives_key_rotation() {
+    let (old, new) = ([1u8; 16], [2u8; 32]);
+    let nodes = cluster(4, |i| fast(&format!("k{i}")).keys(&old, &[]).unwrap()).await;
+    eventually("convergence", || nodes.iter().all(|n| n.num_members() == 4)).await;
+    for n in &nodes {
+        n.install_key(&new).await.unwrap();
+    }
+    for n in &nodes {
+        n.use_key(&new).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for n in &nodes {
+        n.remove_key(&old).await.unwrap();
+    }
+    // Removing the primary is refused.
+    assert!(nodes[0].remove_key(&new).await.is_err());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(nodes.iter().all(|n| n.num_members() == 4), "nobody lost during rotation");
+    // A node with only the old key cannot join any more; one with the new key can.
+    let stale = Memberlist::create(fast("stale").keys(&old, &[]).unwrap()).await.unwrap();
+    assert!(stale.join(&[nodes[0].advertise_addr()]).await.is_err());
+    let fresh = Memberlist::create(fast("fresh").keys(&new, &[]).unwrap()).await.unwrap();
+    assert_eq!(fresh.join_hosts(&[&nodes[0].advertise_addr().to_string()]).await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_resolves_names_and_reports_unreachable_seeds() {
+    let a = Memberlist::create(fast("a")).await.unwrap();
+    let b = Memberlist::create(fast("b")).await.unwrap();
+    let port = a.advertise_addr().port();
+    assert_eq!(b.join_hosts(&[&format!("localhost:{port}")]).await.unwrap(), 1);
+    let c = Memberlist::create(fast("c")).await.unwrap();
+    let err = c.join_hosts(&["127.0.0.1:1"]).await.unwrap_err();
+    assert!(matches!(err, memberlist::Error::JoinFailed(_)), "{err}");
+    assert!(c.join_hosts(&["no-such-host.invalid"]).await.is_err());
+}
