@@ -22,6 +22,7 @@
 //! The protocol itself lives in the sans-IO crate [`memberlist_proto`]; this crate adds sockets,
 //! timers and an async API on top.
 
+mod metrics;
 mod node;
 mod options;
 

@@ -142,6 +142,8 @@ impl Memberlist {
             max_inbound,
             in_tx,
             subscribers: Vec::new(),
+            published: memberlist_proto::Stats::default(),
+            next_publish: clock,
         };
         tokio::spawn(driver.run(cmd_rx, in_rx, tcp));
         Ok(Memberlist { commands: cmd_tx, shared, addr: advertise, name })
@@ -369,6 +371,8 @@ struct Driver {
     max_inbound: usize,
     in_tx: mpsc::UnboundedSender<StreamIn>,
     subscribers: Vec<mpsc::UnboundedSender<Event>>,
+    published: memberlist_proto::Stats,
+    next_publish: std::time::Instant,
 }
 
 impl Driver {
@@ -552,6 +556,10 @@ impl Driver {
         }
         if let Ok(mut h) = self.shared.health.write() {
             *h = self.ep.health_score();
+        }
+        if std::time::Instant::now() >= self.next_publish {
+            self.next_publish = std::time::Instant::now() + Duration::from_secs(1);
+            crate::metrics::publish(&self.ep, &mut self.published);
         }
         for e in events {
             self.subscribers.retain(|s| s.send(e.clone()).is_ok());

@@ -1,0 +1,65 @@
+//! Metrics through the `metrics` crate, under Go memberlist's names, so dashboards built for Go
+//! nodes work for Rust nodes too. Counters are published as increments of the core's
+//! [`Stats`](memberlist_proto::Stats) since the last publication; the health score and the number
+//! of members per state are gauges.
+//!
+//! | name | kind | meaning |
+//! | --- | --- | --- |
+//! | `memberlist.msg.alive`, `.suspect`, `.dead` | counter | state messages applied |
+//! | `memberlist.degraded.probe`, `.timeout` | counter | health-scaled probes, suspicions that expired short of confirmations |
+//! | `memberlist.udp.sent`, `.received` | counter | datagram bytes |
+//! | `memberlist.tcp.sent` | counter | stream bytes written |
+//! | `memberlist.tcp.accept`, `.connect` | counter | streams accepted, push/pulls started |
+//! | `memberlist.probeNode`, `memberlist.gossip`, `memberlist.pushPullNode` | counter | probes, gossip rounds, push/pulls (timers in Go) |
+//! | `memberlist.health.score` | gauge | Lifeguard health, 0 = healthy |
+//! | `memberlist.node.instances` (label `node_state`) | gauge | members per state |
+
+use memberlist_proto::{Endpoint, NodeState, Stats};
+
+/// Publishes what changed since `last`, then remembers the current counters.
+pub(crate) fn publish(ep: &Endpoint, last: &mut Stats) {
+    let now = ep.stats().clone();
+    let counters: [(&'static str, u64, u64); 14] = [
+        ("memberlist.msg.alive", now.msg_alive, last.msg_alive),
+        ("memberlist.msg.suspect", now.msg_suspect, last.msg_suspect),
+        ("memberlist.msg.dead", now.msg_dead, last.msg_dead),
+        ("memberlist.degraded.probe", now.degraded_probe, last.degraded_probe),
+        ("memberlist.degraded.timeout", now.degraded_timeout, last.degraded_timeout),
+        ("memberlist.udp.sent", now.bytes_sent, last.bytes_sent),
+        ("memberlist.udp.received", now.bytes_received, last.bytes_received),
+        ("memberlist.tcp.sent", now.stream_bytes_sent, last.stream_bytes_sent),
+        ("memberlist.tcp.accept", now.streams_accepted, last.streams_accepted),
+        ("memberlist.tcp.connect", now.push_pulls, last.push_pulls),
+        ("memberlist.probeNode", now.probes, last.probes),
+        ("memberlist.gossip", now.gossip_rounds, last.gossip_rounds),
+        ("memberlist.pushPullNode", now.push_pulls, last.push_pulls),
+        ("memberlist.dropped", dropped(&now), dropped(last)),
+    ];
+    for (name, value, before) in counters {
+        if value > before {
+            metrics::counter!(name).increment(value - before);
+        }
+    }
+    metrics::gauge!("memberlist.health.score").set(f64::from(ep.health_score()));
+    let mut per_state = [0u32; 4];
+    for m in ep.members() {
+        per_state[m.state as usize] += 1;
+    }
+    for state in [NodeState::Alive, NodeState::Suspect, NodeState::Dead, NodeState::Left] {
+        metrics::gauge!("memberlist.node.instances", "node_state" => state.as_str())
+            .set(f64::from(per_state[state as usize]));
+    }
+    *last = now;
+}
+
+fn dropped(s: &Stats) -> u64 {
+    s.dropped_label
+        + s.dropped_decrypt
+        + s.dropped_crc
+        + s.dropped_malformed
+        + s.dropped_limit
+        + s.dropped_not_allowed
+        + s.dropped_wrong_node
+        + s.dropped_unexpected
+        + s.dropped_bad_vsn
+}
