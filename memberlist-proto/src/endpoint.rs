@@ -93,6 +93,17 @@ pub trait Hooks: Send {
     fn ack_payload(&mut self) -> Option<Vec<u8>> {
         None
     }
+    /// Whether [`get_broadcasts`](Hooks::get_broadcasts) has something to send, so that the
+    /// core keeps the application's share of packet space for it.
+    fn has_broadcasts(&self) -> bool {
+        false
+    }
+    /// Application broadcasts for one packet (Go's `Delegate.GetBroadcasts`): each costs
+    /// `overhead` bytes plus its length, all together within `limit`. The core frames each as a
+    /// user message.
+    fn get_broadcasts(&mut self, _overhead: usize, _limit: usize) -> Vec<Vec<u8>> {
+        Vec::new()
+    }
 }
 
 impl Hooks for () {}
@@ -553,12 +564,24 @@ impl Endpoint {
         num_nodes: usize,
         share: u8,
     ) -> Vec<Vec<u8>> {
-        let reserve = if self.user_broadcasts.is_empty() { 0 } else { limit * usize::from(share) / 100 };
+        let user_pending = !self.user_broadcasts.is_empty() || self.hooks.has_broadcasts();
+        let reserve = if user_pending { limit * usize::from(share) / 100 } else { 0 };
         let mut out = self.broadcasts.get_broadcasts(overhead, limit - reserve, num_nodes);
         let used = |msgs: &[Vec<u8>]| msgs.iter().map(|m| m.len() + overhead).sum::<usize>();
         let avail = limit.saturating_sub(used(&out));
         if avail > overhead + 1 {
             out.extend(self.user_broadcasts.get_broadcasts(overhead, avail, num_nodes));
+        }
+        // Then the application's own queue, as Go's `getBroadcasts` asks its delegate: one more
+        // byte of overhead per message for the user-message type byte added here.
+        let avail = limit.saturating_sub(used(&out));
+        if avail > overhead + 1 {
+            for msg in self.hooks.get_broadcasts(overhead + 1, avail) {
+                let mut framed = Vec::with_capacity(msg.len() + 1);
+                framed.push(crate::wire::MessageType::User as u8);
+                framed.extend_from_slice(&msg);
+                out.push(framed);
+            }
         }
         if reserve > 0 {
             let avail = limit.saturating_sub(used(&out));

@@ -22,10 +22,13 @@
 //! The protocol itself lives in the sans-IO crate [`memberlist_proto`]; this crate adds sockets,
 //! timers and an async API on top.
 
+mod delegate;
 mod metrics;
 mod node;
 mod options;
 
+pub use delegate::Delegate;
+pub use memberlist_proto::state::broadcast::TransmitLimitedQueue;
 pub use memberlist_proto::{self as proto, wire, Config, Event, Hooks, Member, NodeState};
 pub use node::{Events, Memberlist};
 pub use options::Options;

@@ -124,7 +124,11 @@ impl Memberlist {
         });
         let name = opts.config.name.clone();
         let max_inbound = opts.max_inbound_streams;
-        let ep = Endpoint::new(opts.config, advertise, opts.meta, opts.hooks, seed, Instant::ZERO)?;
+        let hooks: Box<dyn memberlist_proto::Hooks> = match &opts.delegate {
+            Some(d) => Box::new(crate::delegate::DelegateHooks(d.clone())),
+            None => opts.hooks,
+        };
+        let ep = Endpoint::new(opts.config, advertise, opts.meta, hooks, seed, Instant::ZERO)?;
         let shared = Arc::new(Shared {
             members: RwLock::new(Arc::new(ep.members())),
             local: RwLock::new(ep.local_member()),
@@ -132,7 +136,7 @@ impl Memberlist {
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
-        let driver = Driver {
+        let mut driver = Driver {
             ep,
             udp: Arc::new(udp),
             clock,
@@ -145,8 +149,22 @@ impl Memberlist {
             published: memberlist_proto::Stats::default(),
             next_publish: clock,
         };
+        let startup_events = driver.pending_events();
         tokio::spawn(driver.run(cmd_rx, in_rx, tcp));
-        Ok(Memberlist { commands: cmd_tx, shared, addr: advertise, name })
+        let node = Memberlist { commands: cmd_tx, shared, addr: advertise, name };
+        if let Some(d) = opts.delegate {
+            // Notifications run on a task of their own, never on the node's.
+            let mut events = node.events()?;
+            tokio::spawn(async move {
+                for e in &startup_events {
+                    crate::delegate::dispatch(d.as_ref(), e);
+                }
+                while let Some(e) = events.recv().await {
+                    crate::delegate::dispatch(d.as_ref(), &e);
+                }
+            });
+        }
+        Ok(node)
     }
 
     /// The address other nodes reach this one at.
@@ -376,6 +394,11 @@ struct Driver {
 }
 
 impl Driver {
+    /// Events the endpoint produced before anyone could subscribe (this node's own join).
+    fn pending_events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.ep.poll_event()).collect()
+    }
+
     fn now(&self) -> Instant {
         Instant::from_nanos(u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX))
     }

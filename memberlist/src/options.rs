@@ -23,6 +23,8 @@ pub struct Options {
     pub max_inbound_streams: usize,
     /// Seed for the protocol's random choices; `None` draws one from the operating system.
     pub seed: Option<u64>,
+    /// Application callbacks (replaces `hooks` when set).
+    pub delegate: Option<std::sync::Arc<dyn crate::Delegate>>,
 }
 
 impl std::fmt::Debug for Options {
@@ -46,6 +48,7 @@ impl Options {
             hooks: Box::new(()),
             max_inbound_streams: 256,
             seed: None,
+            delegate: None,
         }
     }
 
@@ -99,6 +102,12 @@ impl Options {
     /// Sets the application hooks.
     pub fn hooks(mut self, hooks: impl Hooks + 'static) -> Self {
         self.hooks = Box::new(hooks);
+        self
+    }
+
+    /// Sets the application's delegate.
+    pub fn delegate(mut self, delegate: impl crate::Delegate) -> Self {
+        self.delegate = Some(std::sync::Arc::new(delegate));
         self
     }
 

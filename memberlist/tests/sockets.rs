@@ -141,3 +141,59 @@ async fn join_resolves_names_and_reports_unreachable_seeds() {
     assert!(matches!(err, memberlist::Error::JoinFailed(_)), "{err}");
     assert!(c.join_hosts(&["no-such-host.invalid"]).await.is_err());
 }
+
+#[derive(Default)]
+struct Recording {
+    joins: std::sync::Mutex<Vec<String>>,
+    messages: std::sync::Mutex<Vec<Vec<u8>>>,
+    queue: std::sync::Mutex<Vec<Vec<u8>>>,
+    node: std::sync::OnceLock<Memberlist>,
+    members_seen_in_callback: std::sync::Mutex<Vec<usize>>,
+}
+
+impl memberlist::Delegate for Recording {
+    fn notify_join(&self, node: &memberlist::Member) {
+        self.joins.lock().unwrap().push(node.name.clone());
+        // Calling back into the node from a callback must not deadlock (Go #23).
+        if let Some(n) = self.node.get() {
+            self.members_seen_in_callback.lock().unwrap().push(n.members().len());
+        }
+    }
+    fn notify_msg(&self, _from: std::net::SocketAddr, msg: &[u8]) {
+        self.messages.lock().unwrap().push(msg.to_vec());
+    }
+    fn has_broadcasts(&self) -> bool {
+        !self.queue.lock().unwrap().is_empty()
+    }
+    fn get_broadcasts(&self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
+        let mut q = self.queue.lock().unwrap();
+        let mut used = 0;
+        let mut out = Vec::new();
+        while let Some(m) = q.first() {
+            if used + overhead + m.len() > limit {
+                break;
+            }
+            used += overhead + m.len();
+            out.push(q.remove(0));
+        }
+        out
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delegates_hear_joins_and_messages_and_supply_broadcasts() {
+    let rec = std::sync::Arc::new(Recording::default());
+    let a = Memberlist::create(fast("d-a").delegate(rec.clone())).await.unwrap();
+    rec.node.set(a.clone()).unwrap();
+    let other = std::sync::Arc::new(Recording::default());
+    let b = Memberlist::create(fast("d-b").delegate(other.clone())).await.unwrap();
+    b.join(&[a.advertise_addr()]).await.unwrap();
+    other.queue.lock().unwrap().push(b"from b's delegate queue".to_vec());
+    eventually("a hears b join and b's delegate broadcast", || {
+        rec.joins.lock().unwrap().contains(&"d-b".to_string())
+            && rec.messages.lock().unwrap().contains(&b"from b's delegate queue".to_vec())
+    })
+    .await;
+    assert!(rec.joins.lock().unwrap().contains(&"d-a".to_string()), "the local node's own join");
+    assert!(!rec.members_seen_in_callback.lock().unwrap().is_empty());
+}
