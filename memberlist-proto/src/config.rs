@@ -176,6 +176,8 @@ pub struct Config {
     /// Ask relays of indirect probes for nacks (Lifeguard; Go always does with protocol ≥ 4
     /// peers). Off only for experiments against plain SWIM.
     pub request_nacks: bool,
+    /// Limits on what is read from the network (Go's 2026 hardening values by default).
+    pub limits: crate::wire::Limits,
     /// Send the suspicion along with pings to suspect nodes (Lifeguard's buddy system; Go always
     /// does). Off only for experiments against plain SWIM.
     pub buddy_system: bool,
@@ -219,6 +221,7 @@ impl Config {
             int_encoding: IntEncoding::Signed,
             request_nacks: true,
             buddy_system: true,
+            limits: crate::wire::Limits::default(),
         }
     }
 

@@ -263,7 +263,7 @@ impl Endpoint {
             skip_inbound_label_check: self.cfg.skip_inbound_label_check,
             keyring: self.cfg.keyring.as_ref(),
             gossip_verify_incoming: self.cfg.gossip_verify_incoming,
-            limits: crate::wire::Limits::default(),
+            limits: self.cfg.limits,
         };
         let opened = match open_packet(bytes, &open) {
             Ok(p) => p,

@@ -4,23 +4,45 @@
 //! wire-compatible with HashiCorp's Go memberlist: a Rust node can join a Go cluster (Consul,
 //! Serf, Nomad, Mimir/Loki rings, …) and behave as one of its own.
 //!
-//! ```no_run
-//! # async fn demo() -> Result<(), memberlist::Error> {
-//! use memberlist::{Memberlist, Options};
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), memberlist::Error> {
+//! use memberlist::{Event, Memberlist, NodeState, Options};
 //! use std::time::Duration;
 //!
-//! let node = Memberlist::create(Options::lan("node-a").bind("0.0.0.0:7946".parse().unwrap())).await?;
-//! node.join(&["10.0.0.2:7946".parse().unwrap()]).await?;
-//! let mut events = node.events()?;
-//! while let Some(event) = events.recv().await {
-//!     println!("{event:?}");
+//! // Two nodes on loopback; port 0 lets the kernel pick (UDP and TCP share it).
+//! let a = Memberlist::create(Options::local("node-a")).await?;
+//! let b = Memberlist::create(Options::local("node-b")).await?;
+//! let mut events = a.events()?;
+//! assert_eq!(b.join(&[a.advertise_addr()]).await?, 1);
+//!
+//! // node-a hears node-b join, with its real state.
+//! loop {
+//!     if let Some(Event::NodeJoined(m)) = events.recv().await {
+//!         if m.name == "node-b" {
+//!             assert_eq!(m.state, NodeState::Alive);
+//!             break;
+//!         }
+//!     }
 //! }
-//! node.leave(Duration::from_secs(5)).await?;
+//! assert_eq!(a.num_members(), 2);
+//!
+//! // A graceful leave is seen as left, not dead.
+//! b.leave(Duration::from_secs(2)).await?;
+//! loop {
+//!     if let Some(Event::NodeLeft(m)) = events.recv().await {
+//!         assert_eq!((m.name.as_str(), m.state), ("node-b", NodeState::Left));
+//!         break;
+//!     }
+//! }
 //! # Ok(()) }
 //! ```
 //!
+//!
 //! The protocol itself lives in the sans-IO crate [`memberlist_proto`]; this crate adds sockets,
 //! timers and an async API on top.
+
+#![warn(missing_docs)]
 
 mod delegate;
 mod metrics;
