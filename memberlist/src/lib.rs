@@ -48,12 +48,14 @@ mod delegate;
 mod metrics;
 mod node;
 mod options;
+mod transport;
 
 pub use delegate::Delegate;
 pub use memberlist_proto::state::broadcast::TransmitLimitedQueue;
 pub use memberlist_proto::{self as proto, wire, Config, Event, Hooks, Member, NodeState};
 pub use node::{Events, Memberlist};
 pub use options::Options;
+pub use transport::{BoxConn, BoxFuture, Conn, MemoryNetwork, MemoryTransport, NetTransport, Transport};
 
 /// Errors of the driver.
 #[derive(Debug, thiserror::Error)]

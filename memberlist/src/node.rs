@@ -13,10 +13,10 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::transport::{BoxConn, BoxFuture, NetTransport, Transport};
 use memberlist_proto::wire::Key;
 use memberlist_proto::{BroadcastId, Endpoint, Event, Instant, JoinId, Member, StreamAction, StreamId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::options::Options;
@@ -48,7 +48,7 @@ enum StreamIn {
     Data(StreamId, Vec<u8>),
     Closed(StreamId),
     Failed(StreamId, String),
-    Accepted(TcpStream, SocketAddr),
+    Accepted(BoxConn, SocketAddr),
 }
 
 /// What handles can read without asking the node task.
@@ -105,8 +105,14 @@ impl Memberlist {
     /// kernel picks a port that is free for both.
     pub async fn create(opts: Options) -> Result<Memberlist, Error> {
         opts.config.validate()?;
-        let (tcp, udp) = bind_both(opts.bind).await?;
-        let bound = tcp.local_addr()?;
+        let transport = NetTransport::bind(opts.bind).await?;
+        Memberlist::with_transport(opts, Arc::new(transport)).await
+    }
+
+    /// Starts a node on a transport of your own (or a [`crate::MemoryNetwork`] one).
+    pub async fn with_transport(opts: Options, transport: Arc<dyn Transport>) -> Result<Memberlist, Error> {
+        opts.config.validate()?;
+        let bound = transport.local_addr();
         let advertise = opts.advertise.unwrap_or_else(|| {
             if unspecified(bound.ip()) {
                 let lo =
@@ -138,7 +144,7 @@ impl Memberlist {
         let (in_tx, in_rx) = mpsc::unbounded_channel();
         let mut driver = Driver {
             ep,
-            udp: Arc::new(udp),
+            transport,
             clock,
             shared: shared.clone(),
             writers: HashMap::new(),
@@ -150,7 +156,7 @@ impl Memberlist {
             next_publish: clock,
         };
         let startup_events = driver.pending_events();
-        tokio::spawn(driver.run(cmd_rx, in_rx, tcp));
+        tokio::spawn(driver.run(cmd_rx, in_rx));
         let node = Memberlist { commands: cmd_tx, shared, addr: advertise, name };
         if let Some(d) = opts.delegate {
             // Notifications run on a task of their own, never on the node's.
@@ -364,24 +370,9 @@ async fn wait_broadcast(events: &mut Events, id: BroadcastId, timeout: Duration)
     }
 }
 
-/// Binds TCP, then UDP on the same port; with port 0 retries until a port is free for both.
-async fn bind_both(addr: SocketAddr) -> Result<(TcpListener, UdpSocket), Error> {
-    let mut last = None;
-    for _ in 0..10 {
-        let tcp = TcpListener::bind(addr).await?;
-        let port = tcp.local_addr()?.port();
-        match UdpSocket::bind(SocketAddr::new(addr.ip(), port)).await {
-            Ok(udp) => return Ok((tcp, udp)),
-            Err(e) if addr.port() == 0 => last = Some(e),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(last.map_or(Error::Shutdown, Error::from))
-}
-
 struct Driver {
     ep: Endpoint,
-    udp: Arc<UdpSocket>,
+    transport: Arc<dyn Transport>,
     clock: std::time::Instant,
     shared: Arc<Shared>,
     writers: HashMap<StreamId, mpsc::UnboundedSender<Option<Vec<u8>>>>,
@@ -407,13 +398,13 @@ impl Driver {
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut inbox: mpsc::UnboundedReceiver<StreamIn>,
-        tcp: TcpListener,
     ) {
         let accept_tx = self.in_tx.clone();
+        let transport = self.transport.clone();
         let acceptor = tokio::spawn(async move {
             let mut backoff = Duration::from_millis(5);
             loop {
-                match tcp.accept().await {
+                match transport.accept().await {
                     Ok((s, peer)) => {
                         backoff = Duration::from_millis(5);
                         if accept_tx.send(StreamIn::Accepted(s, peer)).is_err() {
@@ -441,9 +432,9 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
-            let udp = self.udp.clone();
+            let transport = self.transport.clone();
             tokio::select! {
-                r = udp.recv_from(&mut buf) => {
+                r = transport.recv_from(&mut buf) => {
                     if let Ok((n, from)) = r {
                         if n > 0 {
                             let now = self.now();
@@ -527,8 +518,8 @@ impl Driver {
     }
 
     /// Starts the reader and writer tasks of an accepted stream.
-    fn attach(&mut self, id: StreamId, stream: TcpStream, deadline: Duration) {
-        let (rd, wr) = stream.into_split();
+    fn attach(&mut self, id: StreamId, stream: BoxConn, deadline: Duration) {
+        let (rd, wr) = tokio::io::split(stream);
         spawn_reader(rd, id, self.in_tx.clone(), deadline);
         let (wtx, wrx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
         self.writers.insert(id, wtx);
@@ -538,7 +529,7 @@ impl Driver {
     /// Carries out everything the core asked for and publishes what handles may read.
     fn flush(&mut self) {
         while let Some(t) = self.ep.poll_transmit() {
-            if let Err(e) = self.udp.try_send_to(&t.bytes, t.to) {
+            if let Err(e) = self.transport.send_to(&t.bytes, t.to) {
                 tracing::debug!(to = %t.to, error = %e, "udp send failed");
             }
         }
@@ -549,8 +540,9 @@ impl Driver {
                     let (wtx, wrx) = mpsc::unbounded_channel::<Option<Vec<u8>>>();
                     self.writers.insert(id, wtx);
                     let tx = self.in_tx.clone();
-                    let connector = Connector { id, to, wait, tx, wrx };
-                    tokio::spawn(connector.run());
+                    let connect = self.transport.connect(to);
+                    let connector = Connector { id, wait, tx, wrx };
+                    tokio::spawn(connector.run(connect));
                 }
                 StreamAction::Write { id, bytes } => {
                     if let Some(w) = self.writers.get(&id) {
@@ -593,15 +585,14 @@ impl Driver {
 /// Dials a stream, then shuttles bytes both ways like an accepted one.
 struct Connector {
     id: StreamId,
-    to: SocketAddr,
     wait: Duration,
     tx: mpsc::UnboundedSender<StreamIn>,
     wrx: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
 }
 
 impl Connector {
-    async fn run(self) {
-        let stream = match tokio::time::timeout(self.wait, TcpStream::connect(self.to)).await {
+    async fn run(self, connect: BoxFuture<'static, std::io::Result<BoxConn>>) {
+        let stream = match tokio::time::timeout(self.wait, connect).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 let _ = self.tx.send(StreamIn::Failed(self.id, e.to_string()));
@@ -612,7 +603,7 @@ impl Connector {
                 return;
             }
         };
-        let (rd, wr) = stream.into_split();
+        let (rd, wr) = tokio::io::split(stream);
         spawn_reader(rd, self.id, self.tx.clone(), self.wait);
         write_all(wr, self.wrx).await;
     }
@@ -621,7 +612,7 @@ impl Connector {
 /// Reads a stream into the node task's inbox until EOF, an error, or `deadline` (a read
 /// deadline on the whole exchange, so a slow peer cannot hold a connection open: no slow-loris).
 fn spawn_reader(
-    mut rd: tokio::net::tcp::OwnedReadHalf,
+    mut rd: tokio::io::ReadHalf<BoxConn>,
     id: StreamId,
     tx: mpsc::UnboundedSender<StreamIn>,
     deadline: Duration,
@@ -650,7 +641,7 @@ fn spawn_reader(
 }
 
 /// Writes what the node task hands over until it says to close (`None`), then half-closes.
-async fn write_all(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Option<Vec<u8>>>) {
+async fn write_all(mut wr: tokio::io::WriteHalf<BoxConn>, mut rx: mpsc::UnboundedReceiver<Option<Vec<u8>>>) {
     while let Some(Some(bytes)) = rx.recv().await {
         if wr.write_all(&bytes).await.is_err() {
             break;

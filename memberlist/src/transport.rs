@@ -1,0 +1,204 @@
+//! Transports: how a node sends datagrams and opens streams.
+//!
+//! [`NetTransport`] is the default: UDP and TCP on the same port, as Go's `NetTransport`.
+//! [`MemoryNetwork`] connects nodes inside one process without sockets, for tests. Bring your
+//! own by implementing [`Transport`] (NAT traversal, a proxy, a custom network).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+/// A boxed future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A reliable byte stream (a TCP connection or its equivalent).
+pub trait Conn: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Conn for T {}
+
+/// A boxed stream.
+pub type BoxConn = Box<dyn Conn>;
+
+/// What a node needs from the network.
+pub trait Transport: Send + Sync + 'static {
+    /// The address this transport was bound to.
+    fn local_addr(&self) -> SocketAddr;
+    /// Sends one datagram, best effort, without waiting.
+    fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<()>;
+    /// Receives the next datagram into `buf`.
+    fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>>;
+    /// Opens a stream to `to`.
+    fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>>;
+    /// Waits for the next incoming stream.
+    fn accept(&self) -> BoxFuture<'_, io::Result<(BoxConn, SocketAddr)>>;
+}
+
+/// UDP and TCP on one port (Go's `NetTransport`).
+#[derive(Debug)]
+pub struct NetTransport {
+    udp: UdpSocket,
+    tcp: TcpListener,
+}
+
+impl NetTransport {
+    /// Binds TCP, then UDP on the same port; with port 0 it retries until the port the kernel
+    /// picked for TCP is free for UDP too.
+    pub async fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let mut last = None;
+        for _ in 0..10 {
+            let tcp = TcpListener::bind(addr).await?;
+            let port = tcp.local_addr()?.port();
+            match UdpSocket::bind(SocketAddr::new(addr.ip(), port)).await {
+                Ok(udp) => return Ok(NetTransport { udp, tcp }),
+                Err(e) if addr.port() == 0 => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::other("no port free for both UDP and TCP")))
+    }
+}
+
+impl Transport for NetTransport {
+    fn local_addr(&self) -> SocketAddr {
+        self.tcp.local_addr().unwrap_or_else(|_| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
+    }
+
+    fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<()> {
+        self.udp.try_send_to(buf, to).map(|_| ())
+    }
+
+    fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>> {
+        Box::pin(self.udp.recv_from(buf))
+    }
+
+    fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>> {
+        Box::pin(async move {
+            let s = TcpStream::connect(to).await?;
+            let _ = s.set_nodelay(true);
+            Ok(Box::new(s) as BoxConn)
+        })
+    }
+
+    fn accept(&self) -> BoxFuture<'_, io::Result<(BoxConn, SocketAddr)>> {
+        Box::pin(async move {
+            let (s, peer) = self.tcp.accept().await?;
+            Ok((Box::new(s) as BoxConn, peer))
+        })
+    }
+}
+
+struct Port {
+    datagrams: mpsc::UnboundedSender<(Vec<u8>, SocketAddr)>,
+    streams: mpsc::UnboundedSender<(DuplexStream, SocketAddr)>,
+}
+
+/// An in-process network: transports created from it reach each other by address, with no
+/// sockets. Addresses are 127.0.0.1 with ports 1, 2, 3, … in creation order.
+#[derive(Clone, Default)]
+pub struct MemoryNetwork {
+    ports: Arc<Mutex<HashMap<SocketAddr, Port>>>,
+    next: Arc<Mutex<u16>>,
+}
+
+impl std::fmt::Debug for MemoryNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryNetwork")
+    }
+}
+
+impl MemoryNetwork {
+    /// An empty network.
+    pub fn new() -> Self {
+        MemoryNetwork::default()
+    }
+
+    /// A transport on a fresh address.
+    pub fn transport(&self) -> MemoryTransport {
+        let port = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            *next += 1;
+            *next
+        };
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        let (dtx, drx) = mpsc::unbounded_channel();
+        let (stx, srx) = mpsc::unbounded_channel();
+        self.ports.lock().unwrap_or_else(|e| e.into_inner()).insert(addr, Port { datagrams: dtx, streams: stx });
+        MemoryTransport {
+            addr,
+            net: self.clone(),
+            datagrams: tokio::sync::Mutex::new(drx),
+            streams: tokio::sync::Mutex::new(srx),
+        }
+    }
+
+    /// Takes `addr` off the network, as if its host went away.
+    pub fn disconnect(&self, addr: SocketAddr) {
+        self.ports.lock().unwrap_or_else(|e| e.into_inner()).remove(&addr);
+    }
+}
+
+/// One node's attachment to a [`MemoryNetwork`].
+pub struct MemoryTransport {
+    addr: SocketAddr,
+    net: MemoryNetwork,
+    datagrams: tokio::sync::Mutex<mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>>,
+    streams: tokio::sync::Mutex<mpsc::UnboundedReceiver<(DuplexStream, SocketAddr)>>,
+}
+
+impl std::fmt::Debug for MemoryTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryTransport").field("addr", &self.addr).finish()
+    }
+}
+
+impl Transport for MemoryTransport {
+    fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<()> {
+        let ports = self.net.ports.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = ports.get(&to) {
+            let _ = p.datagrams.send((buf.to_vec(), self.addr));
+        }
+        Ok(())
+    }
+
+    fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>> {
+        Box::pin(async move {
+            let mut rx = self.datagrams.lock().await;
+            let (data, from) = rx.recv().await.ok_or_else(|| io::Error::other("network gone"))?;
+            let n = data.len().min(buf.len());
+            buf[..n].copy_from_slice(&data[..n]);
+            Ok((n, from))
+        })
+    }
+
+    fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>> {
+        let target = {
+            let ports = self.net.ports.lock().unwrap_or_else(|e| e.into_inner());
+            ports.get(&to).map(|p| p.streams.clone())
+        };
+        let from = self.addr;
+        Box::pin(async move {
+            let target = target.ok_or_else(|| io::Error::new(io::ErrorKind::ConnectionRefused, "no such node"))?;
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            target.send((theirs, from)).map_err(|_| io::Error::new(io::ErrorKind::ConnectionRefused, "node gone"))?;
+            Ok(Box::new(ours) as BoxConn)
+        })
+    }
+
+    fn accept(&self) -> BoxFuture<'_, io::Result<(BoxConn, SocketAddr)>> {
+        Box::pin(async move {
+            let mut rx = self.streams.lock().await;
+            let (s, peer) = rx.recv().await.ok_or_else(|| io::Error::other("network gone"))?;
+            Ok((Box::new(s) as BoxConn, peer))
+        })
+    }
+}
