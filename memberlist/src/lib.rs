@@ -48,6 +48,7 @@ mod delegate;
 mod metrics;
 mod node;
 mod options;
+mod tcp_only;
 mod transport;
 
 pub use delegate::Delegate;
@@ -55,6 +56,7 @@ pub use memberlist_proto::state::broadcast::TransmitLimitedQueue;
 pub use memberlist_proto::{self as proto, wire, Config, Event, Hooks, Member, NodeState};
 pub use node::{Events, Memberlist};
 pub use options::Options;
+pub use tcp_only::TcpOnlyTransport;
 pub use transport::{BoxConn, BoxFuture, Conn, MemoryNetwork, MemoryTransport, NetTransport, Transport};
 
 /// Errors of the driver.

@@ -105,6 +105,10 @@ impl Memberlist {
     /// kernel picks a port that is free for both.
     pub async fn create(opts: Options) -> Result<Memberlist, Error> {
         opts.config.validate()?;
+        if opts.tcp_only {
+            let transport = crate::tcp_only::TcpOnlyTransport::bind(opts.bind).await?;
+            return Memberlist::with_transport(opts, Arc::new(transport)).await;
+        }
         let transport = NetTransport::bind(opts.bind).await?;
         Memberlist::with_transport(opts, Arc::new(transport)).await
     }

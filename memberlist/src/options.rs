@@ -25,6 +25,9 @@ pub struct Options {
     pub seed: Option<u64>,
     /// Application callbacks (replaces `hooks` when set).
     pub delegate: Option<std::sync::Arc<dyn crate::Delegate>>,
+    /// Carry datagrams over TCP too, for networks that block UDP (Go #226). Every node of the
+    /// cluster must use it; Go nodes cannot.
+    pub tcp_only: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -49,6 +52,7 @@ impl Options {
             max_inbound_streams: 256,
             seed: None,
             delegate: None,
+            tcp_only: false,
         }
     }
 
@@ -108,6 +112,12 @@ impl Options {
     /// Sets the application's delegate.
     pub fn delegate(mut self, delegate: impl crate::Delegate) -> Self {
         self.delegate = Some(std::sync::Arc::new(delegate));
+        self
+    }
+
+    /// Carries datagrams over TCP too (see [`Options::tcp_only`]).
+    pub fn tcp_only(mut self, on: bool) -> Self {
+        self.tcp_only = on;
         self
     }
 

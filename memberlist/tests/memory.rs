@@ -43,3 +43,47 @@ async fn nodes_on_a_memory_network_converge_and_detect_failure() {
     }
     assert!(nodes[..3].iter().all(dead));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_only_nodes_work_without_udp() {
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        nodes.push(Memberlist::create(fast(&format!("tcp{i}")).tcp_only(true)).await.unwrap());
+    }
+    for n in &nodes[1..] {
+        assert_eq!(n.join(&[nodes[0].advertise_addr()]).await.unwrap(), 1);
+    }
+    let mut events = nodes[2].events().unwrap();
+    for _ in 0..100 {
+        if nodes.iter().all(|n| n.num_members() == 3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(nodes.iter().all(|n| n.num_members() == 3));
+    // A "datagram" goes over TCP.
+    nodes[0].send_best_effort(nodes[2].advertise_addr(), b"no udp needed".to_vec()).unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(e) = events.recv().await {
+            if let memberlist::Event::UserMessage { data, .. } = e {
+                return data;
+            }
+        }
+        Vec::new()
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, b"no udp needed");
+    // Probes over TCP keep everyone alive for a while, and a stopped node is found dead.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(nodes.iter().all(|n| n.num_members() == 3));
+    nodes[1].shutdown();
+    let dead = |n: &Memberlist| n.members().iter().any(|m| m.name == "tcp1" && m.state == NodeState::Dead);
+    for _ in 0..200 {
+        if dead(&nodes[0]) && dead(&nodes[2]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dead(&nodes[0]) && dead(&nodes[2]));
+}
