@@ -1,0 +1,262 @@
+//! One cluster of Go and Rust nodes: the real HashiCorp memberlist (v0.7.0, built by
+//! `scripts/test-all` into interop/bin/gopeer) next to memberlist-rs, on 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use memberlist::{Event, Memberlist, NodeState, Options};
+use serde_json::Value;
+
+const FAST: [&str; 10] = [
+    "-probe-interval",
+    "200ms",
+    "-probe-timeout",
+    "80ms",
+    "-gossip-interval",
+    "50ms",
+    "-suspicion-mult",
+    "3",
+    "-pushpull-interval",
+    "2s",
+];
+
+fn gopeer_path() -> std::path::PathBuf {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/bin/gopeer");
+    assert!(p.exists(), "{} is missing: ./scripts/test-all builds it (Go toolchain needed)", p.display());
+    p
+}
+
+struct GoPeer {
+    name: String,
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<Value>,
+    addr: SocketAddr,
+}
+
+impl GoPeer {
+    fn spawn(name: &str, extra: &[&str]) -> GoPeer {
+        let mut child = Command::new(gopeer_path())
+            .args(["-name", name, "-bind", "127.0.0.1:0", "-config", "lan"])
+            .args(FAST)
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("gopeer starts");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let mut peer = GoPeer { name: name.into(), child, stdin, lines: rx, addr: "127.0.0.1:1".parse().unwrap() };
+        let ready = peer.wait(|v| v["ev"] == "ready" || v["ev"] == "fatal", Duration::from_secs(10));
+        assert_eq!(ready["ev"], "ready", "{ready}");
+        peer.addr = SocketAddr::new("127.0.0.1".parse().unwrap(), ready["port"].as_u64().unwrap() as u16);
+        peer
+    }
+
+    fn cmd(&mut self, line: &str) {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn wait(&mut self, mut pred: impl FnMut(&Value) -> bool, timeout: Duration) -> Value {
+        let end = Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("{}: timed out waiting for an event", self.name);
+    }
+
+    /// The Go node's own table: (name, state, meta).
+    fn table(&mut self) -> Vec<(String, String, String)> {
+        self.cmd("members");
+        let v = self.wait(|v| v["ev"] == "members", Duration::from_secs(5));
+        v["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().to_owned(),
+                    m["state"].as_str().unwrap().to_owned(),
+                    m["meta"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn state_of(&mut self, name: &str) -> Option<String> {
+        self.table().into_iter().find(|(n, _, _)| n == name).map(|(_, s, _)| s)
+    }
+
+    /// Waits for the table to satisfy `pred`.
+    fn until(&mut self, what: &str, mut pred: impl FnMut(&[(String, String, String)]) -> bool) {
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end {
+            if pred(&self.table()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let table = self.table();
+        panic!("{}: timed out waiting for {what}: {table:?}", self.name);
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GoPeer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn rust(name: &str) -> Options {
+    Options::lan(name).configure(|c| {
+        c.probe_interval = Duration::from_millis(200);
+        c.probe_timeout = Duration::from_millis(80);
+        c.gossip_interval = Duration::from_millis(50);
+        c.suspicion_mult = 3;
+        c.push_pull_interval = Duration::from_secs(2);
+    })
+}
+
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn state(node: &Memberlist, name: &str) -> Option<NodeState> {
+    node.members().into_iter().find(|m| m.name == name).map(|m| m.state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_seed_with_rust_joiners_form_one_cluster() {
+    let mut g0 = GoPeer::spawn("g0", &[]);
+    let seed = g0.addr.to_string();
+    let mut g1 = GoPeer::spawn("g1", &["-join", &seed]);
+    let mut g2 = GoPeer::spawn("g2", &["-join", &seed]);
+    let mut rs = Vec::new();
+    for i in 0..3 {
+        let node = Memberlist::create(rust(&format!("r{i}"))).await.unwrap();
+        assert_eq!(node.join(&[g0.addr]).await.unwrap(), 1);
+        rs.push(node);
+    }
+    eventually("Rust nodes see 6 alive", || rs.iter().all(|r| r.num_members() == 6)).await;
+    for g in [&mut g0, &mut g1, &mut g2] {
+        g.until("6 alive", |t| t.len() == 6 && t.iter().all(|(_, s, _)| s == "alive"));
+    }
+
+    // Direct messages both ways.
+    let mut r0_events = rs[0].events().unwrap();
+    g1.cmd("send r0 reliable-from-go");
+    g2.cmd("sendudp r0 datagram-from-go");
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match tokio::time::timeout(Duration::from_secs(5), r0_events.recv()).await {
+            Ok(Some(Event::UserMessage { data, .. })) => got.push(String::from_utf8(data).unwrap()),
+            Ok(Some(_)) => {}
+            other => panic!("r0 got {got:?}, then {other:?}"),
+        }
+    }
+    got.sort();
+    assert_eq!(got, ["datagram-from-go", "reliable-from-go"]);
+    rs[1].send_reliable(g0.addr, b"reliable-from-rust".to_vec()).unwrap();
+    g0.wait(|v| v["ev"] == "msg" && v["data"] == "reliable-from-rust", Duration::from_secs(5));
+    rs[2].send_best_effort(g1.addr, b"datagram-from-rust".to_vec()).unwrap();
+    g1.wait(|v| v["ev"] == "msg" && v["data"] == "datagram-from-rust", Duration::from_secs(5));
+
+    // Metadata updates both ways.
+    rs[0].update_meta(b"role=rust".to_vec(), Duration::from_secs(5)).await.unwrap();
+    g0.until("r0's new meta", |t| t.iter().any(|(n, _, m)| n == "r0" && m == "role=rust"));
+    g2.cmd("meta role=go");
+    eventually("g2's new meta", || rs.iter().all(|r| r.members().iter().any(|m| m.name == "g2" && m.meta == b"role=go")))
+        .await;
+
+    // Failure detection both ways: kill -9 a Go node; drop a Rust node without leaving.
+    g2.kill();
+    eventually("g2 dead at every Rust node", || rs.iter().all(|r| state(r, "g2") == Some(NodeState::Dead))).await;
+    rs[2].shutdown();
+    g0.until("r2 dead", |t| t.iter().any(|(n, s, _)| n == "r2" && s == "dead"));
+
+    // Graceful leaves both ways are seen as left.
+    rs[1].leave(Duration::from_secs(5)).await.unwrap();
+    g0.until("r1 left", |t| t.iter().any(|(n, s, _)| n == "r1" && s == "left"));
+    g1.cmd("leave");
+    eventually("g1 left at r0", || state(&rs[0], "g1") == Some(NodeState::Left)).await;
+    assert_eq!(g0.state_of("g1").as_deref(), Some("left"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_seed_with_go_joiners_encrypted_labelled_with_broadcasts() {
+    let key = [5u8; 32];
+    let b64 = "BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU=";
+    let seed = Memberlist::create(rust("seed").label("blue").keys(&key, &[]).unwrap()).await.unwrap();
+    let addr = seed.advertise_addr().to_string();
+    let mut ga = GoPeer::spawn("ga", &["-join", &addr, "-key", b64, "-label", "blue"]);
+    let joined = ga.wait(|v| v["ev"] == "joined", Duration::from_secs(5));
+    assert_eq!(joined["contacted"], 1, "{joined}");
+    let mut gb = GoPeer::spawn("gb", &["-join", &addr, "-key", b64, "-label", "blue"]);
+    gb.wait(|v| v["ev"] == "joined" && v["contacted"] == 1, Duration::from_secs(5));
+    eventually("seed sees 3", || seed.num_members() == 3).await;
+    ga.until("3 alive", |t| t.len() == 3 && t.iter().all(|(_, s, _)| s == "alive"));
+
+    // Push/pull carried each side's user state to the other.
+    ga.wait(|v| v["ev"] == "merge_state", Duration::from_secs(5));
+
+    // Broadcasts both ways.
+    seed.broadcast(b"hello from rust".to_vec(), None).unwrap();
+    ga.wait(|v| v["ev"] == "msg" && v["data"] == "hello from rust", Duration::from_secs(5));
+    gb.wait(|v| v["ev"] == "msg" && v["data"] == "hello from rust", Duration::from_secs(5));
+    let mut events = seed.events().unwrap();
+    ga.cmd("broadcast hello from go");
+    let got = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(e) = events.recv().await {
+            if let Event::UserMessage { data, .. } = e {
+                if data == b"hello from go" {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(got, Ok(true));
+
+    // Another label, or another key, is refused both ways.
+    let mut wrong_label = GoPeer::spawn("gx", &["-join", &addr, "-key", b64, "-label", "green"]);
+    let j = wrong_label.wait(|v| v["ev"] == "joined", Duration::from_secs(10));
+    assert_eq!(j["contacted"], 0, "{j}");
+    let mut wrong_key = GoPeer::spawn("gy", &["-join", &addr, "-key", "AQEBAQEBAQEBAQEBAQEBAQ==", "-label", "blue"]);
+    let j = wrong_key.wait(|v| v["ev"] == "joined", Duration::from_secs(10));
+    assert_eq!(j["contacted"], 0, "{j}");
+    let stranger = Memberlist::create(rust("stranger").label("green").keys(&key, &[]).unwrap()).await.unwrap();
+    assert!(stranger.join(&[ga.addr]).await.is_err());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(seed.num_members(), 3);
+}
