@@ -160,7 +160,9 @@ func main() {
 	cfg.BindPort = port
 	cfg.AdvertiseAddr = host
 	cfg.AdvertisePort = port
-	cfg.Label = *label
+	if err := setLabel(cfg, *label); err != nil {
+		log.Fatalf("%v", err)
+	}
 	cfg.EnableCompression = *compress
 	cfg.ProtocolVersion = uint8(*proto)
 	cfg.LogOutput = io.Discard
@@ -243,6 +245,25 @@ func main() {
 			d.mu.Unlock()
 			err := m.UpdateNode(2 * time.Second)
 			emit("meta_updated", map[string]any{"err": fmt.Sprint(err)})
+		case "key":
+			// key install|use|remove <base64>
+			k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(fields[2]))
+			if err == nil && cfg.Keyring == nil {
+				err = fmt.Errorf("encryption is not configured")
+			}
+			if err == nil {
+				switch fields[1] {
+				case "install":
+					err = cfg.Keyring.AddKey(k)
+				case "use":
+					err = cfg.Keyring.UseKey(k)
+				case "remove":
+					err = cfg.Keyring.RemoveKey(k)
+				default:
+					err = fmt.Errorf("unknown key operation %q", fields[1])
+				}
+			}
+			emit("key", map[string]any{"op": fields[1], "err": fmt.Sprint(err)})
 		case "quit", "shutdown":
 			_ = m.Shutdown()
 			emit("bye", nil)

@@ -39,8 +39,12 @@ struct GoPeer {
 
 impl GoPeer {
     fn spawn(name: &str, extra: &[&str]) -> GoPeer {
+        GoPeer::spawn_at(name, "127.0.0.1:0", extra)
+    }
+
+    fn spawn_at(name: &str, bind: &str, extra: &[&str]) -> GoPeer {
         let mut child = Command::new(gopeer_path())
-            .args(["-name", name, "-bind", "127.0.0.1:0", "-config", "lan"])
+            .args(["-name", name, "-bind", bind, "-config", "lan"])
             .args(FAST)
             .args(extra)
             .stdin(Stdio::piped())
@@ -63,7 +67,8 @@ impl GoPeer {
         let mut peer = GoPeer { name: name.into(), child, stdin, lines: rx, addr: "127.0.0.1:1".parse().unwrap() };
         let ready = peer.wait(|v| v["ev"] == "ready" || v["ev"] == "fatal", Duration::from_secs(10));
         assert_eq!(ready["ev"], "ready", "{ready}");
-        peer.addr = SocketAddr::new("127.0.0.1".parse().unwrap(), ready["port"].as_u64().unwrap() as u16);
+        let ip = ready["addr"].as_str().unwrap().parse().unwrap();
+        peer.addr = SocketAddr::new(ip, ready["port"].as_u64().unwrap() as u16);
         peer
     }
 
@@ -195,8 +200,10 @@ async fn go_seed_with_rust_joiners_form_one_cluster() {
     rs[0].update_meta(b"role=rust".to_vec(), Duration::from_secs(5)).await.unwrap();
     g0.until("r0's new meta", |t| t.iter().any(|(n, _, m)| n == "r0" && m == "role=rust"));
     g2.cmd("meta role=go");
-    eventually("g2's new meta", || rs.iter().all(|r| r.members().iter().any(|m| m.name == "g2" && m.meta == b"role=go")))
-        .await;
+    eventually("g2's new meta", || {
+        rs.iter().all(|r| r.members().iter().any(|m| m.name == "g2" && m.meta == b"role=go"))
+    })
+    .await;
 
     // Failure detection both ways: kill -9 a Go node; drop a Rust node without leaving.
     g2.kill();
@@ -209,7 +216,7 @@ async fn go_seed_with_rust_joiners_form_one_cluster() {
     g0.until("r1 left", |t| t.iter().any(|(n, s, _)| n == "r1" && s == "left"));
     g1.cmd("leave");
     eventually("g1 left at r0", || state(&rs[0], "g1") == Some(NodeState::Left)).await;
-    assert_eq!(g0.state_of("g1").as_deref(), Some("left"));
+    g0.until("g1 left at g0", |t| t.iter().any(|(n, s, _)| n == "g1" && s == "left"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,4 +266,113 @@ async fn rust_seed_with_go_joiners_encrypted_labelled_with_broadcasts() {
     assert!(stranger.join(&[ga.addr]).await.is_err());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(seed.num_members(), 3);
+}
+
+/// A port free for UDP and TCP on both 127.0.0.2 and 127.0.0.3.
+fn shared_port() -> u16 {
+    for _ in 0..50 {
+        let probe = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let ok = ["127.0.0.2", "127.0.0.3"].iter().all(|ip| {
+            std::net::TcpListener::bind((*ip, port)).is_ok() && std::net::UdpSocket::bind((*ip, port)).is_ok()
+        });
+        if ok {
+            return port;
+        }
+    }
+    panic!("no shared port");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_1_encryption_v0_aes128_without_compression() {
+    // Protocol 1 ignores the ports in messages (each node uses its own bind port for everyone),
+    // so the two nodes share a port on different loopback addresses.
+    let port = shared_port();
+    let key128 = [3u8; 16];
+    let b64 = "AwMDAwMDAwMDAwMDAwMDAw==";
+    let mut g =
+        GoPeer::spawn_at("v0-go", &format!("127.0.0.2:{port}"), &["-proto", "1", "-key", b64, "-compress=false"]);
+    let r = Memberlist::create(
+        rust("v0-rust").bind(format!("127.0.0.3:{port}").parse().unwrap()).keys(&key128, &[]).unwrap().configure(|c| {
+            c.protocol_version = 1;
+            c.enable_compression = false;
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.join(&[g.addr]).await.unwrap(), 1);
+    eventually("2 alive at rust", || r.num_members() == 2).await;
+    g.until("2 alive at go", |t| t.len() == 2 && t.iter().all(|(_, s, _)| s == "alive"));
+    r.send_reliable(g.addr, b"v0 stream".to_vec()).unwrap();
+    g.wait(|v| v["ev"] == "msg" && v["data"] == "v0 stream", Duration::from_secs(5));
+    // Probing both ways for a while keeps both alive.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(g.state_of("v0-rust").as_deref(), Some("alive"));
+    assert_eq!(state(&r, "v0-go"), Some(NodeState::Alive));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_during_traffic_user_state_and_restart_under_the_same_name() {
+    let (old, new) = ([1u8; 16], [2u8; 32]);
+    let (old64, new64) = ("AQEBAQEBAQEBAQEBAQEBAQ==", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=");
+    let mut g = GoPeer::spawn("rot-go", &["-key", old64]);
+    let merged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    struct Merge(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+    impl memberlist::Delegate for Merge {
+        fn merge_remote_state(&self, state: &[u8], _join: bool) {
+            self.0.lock().unwrap().push(String::from_utf8_lossy(state).into_owned());
+        }
+        fn local_state(&self, _join: bool) -> Vec<u8> {
+            br#"{"notes":["from-rust"]}"#.to_vec()
+        }
+    }
+    let r =
+        Memberlist::create(rust("rot-rust").keys(&old, &[]).unwrap().delegate(Merge(merged.clone()))).await.unwrap();
+    let r_addr = r.advertise_addr();
+    assert_eq!(r.join(&[g.addr]).await.unwrap(), 1);
+    eventually("2 alive", || r.num_members() == 2).await;
+    // User state went both ways in the join.
+    assert!(merged.lock().unwrap().iter().any(|s| s.contains("notes")), "{:?}", merged.lock().unwrap());
+    let m = g.wait(|v| v["ev"] == "merge_state", Duration::from_secs(5));
+    assert!(m["state"].as_str().unwrap().contains("from-rust"), "{m}");
+
+    // Rotate: install the new key everywhere, use it, remove the old one, while probes and
+    // gossip keep flowing.
+    g.cmd(&format!("key install {new64}"));
+    g.wait(|v| v["ev"] == "key" && v["err"] == "<nil>", Duration::from_secs(5));
+    r.install_key(&new).await.unwrap();
+    g.cmd(&format!("key use {new64}"));
+    g.wait(|v| v["ev"] == "key" && v["err"] == "<nil>", Duration::from_secs(5));
+    r.use_key(&new).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    g.cmd(&format!("key remove {old64}"));
+    g.wait(|v| v["ev"] == "key" && v["err"] == "<nil>", Duration::from_secs(5));
+    r.remove_key(&old).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(r.num_members(), 2, "nobody lost during rotation");
+    assert_eq!(g.state_of("rot-rust").as_deref(), Some("alive"));
+    g.cmd("send rot-rust after-rotation");
+    let mut events = r.events().unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(e) = events.recv().await {
+            if let Event::UserMessage { data, .. } = e {
+                return data;
+            }
+        }
+        Vec::new()
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, b"after-rotation");
+
+    // The Rust node stops without leaving, is declared dead, and comes back under the same name
+    // at the same address: it refutes its old death with a higher incarnation.
+    r.shutdown();
+    g.until("rot-rust dead", |t| t.iter().any(|(n, s, _)| n == "rot-rust" && s == "dead"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = Memberlist::create(rust("rot-rust").bind(r_addr).keys(&new, &[]).unwrap()).await.unwrap();
+    assert_eq!(again.join(&[g.addr]).await.unwrap(), 1);
+    g.until("rot-rust alive again", |t| t.iter().any(|(n, s, _)| n == "rot-rust" && s == "alive"));
+    eventually("the refutation raised the incarnation", || again.local_node().is_some_and(|m| m.incarnation > 1)).await;
 }
