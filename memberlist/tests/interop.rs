@@ -23,13 +23,26 @@ const FAST: [&str; 10] = [
     "2s",
 ];
 
-fn gopeer_path() -> std::path::PathBuf {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/bin/gopeer");
+/// The Go peers: HashiCorp memberlist v0.7.0 (go-msgpack v2, labels) and Debian's 0.2.2
+/// (go-msgpack 0.5, no labels).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Go {
+    V070,
+    V022,
+}
+
+fn gopeer_path(go: Go) -> std::path::PathBuf {
+    let file = match go {
+        Go::V070 => "gopeer",
+        Go::V022 => "gopeer-022",
+    };
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/bin").join(file);
     assert!(p.exists(), "{} is missing: ./scripts/test-all builds it (Go toolchain needed)", p.display());
     p
 }
 
 struct GoPeer {
+    go: Go,
     name: String,
     child: Child,
     stdin: ChildStdin,
@@ -38,12 +51,12 @@ struct GoPeer {
 }
 
 impl GoPeer {
-    fn spawn(name: &str, extra: &[&str]) -> GoPeer {
-        GoPeer::spawn_at(name, "127.0.0.1:0", extra)
+    fn spawn(go: Go, name: &str, extra: &[&str]) -> GoPeer {
+        GoPeer::spawn_at(go, name, "127.0.0.1:0", extra)
     }
 
-    fn spawn_at(name: &str, bind: &str, extra: &[&str]) -> GoPeer {
-        let mut child = Command::new(gopeer_path())
+    fn spawn_at(go: Go, name: &str, bind: &str, extra: &[&str]) -> GoPeer {
+        let mut child = Command::new(gopeer_path(go))
             .args(["-name", name, "-bind", bind, "-config", "lan"])
             .args(FAST)
             .args(extra)
@@ -64,7 +77,7 @@ impl GoPeer {
                 }
             }
         });
-        let mut peer = GoPeer { name: name.into(), child, stdin, lines: rx, addr: "127.0.0.1:1".parse().unwrap() };
+        let mut peer = GoPeer { go, name: name.into(), child, stdin, lines: rx, addr: "127.0.0.1:1".parse().unwrap() };
         let ready = peer.wait(|v| v["ev"] == "ready" || v["ev"] == "fatal", Duration::from_secs(10));
         assert_eq!(ready["ev"], "ready", "{ready}");
         let ip = ready["addr"].as_str().unwrap().parse().unwrap();
@@ -86,7 +99,7 @@ impl GoPeer {
                 Err(_) => break,
             }
         }
-        panic!("{}: timed out waiting for an event", self.name);
+        panic!("{} (Go {:?}): timed out waiting for an event", self.name, self.go);
     }
 
     /// The Go node's own table: (name, state, meta).
@@ -161,11 +174,20 @@ fn state(node: &Memberlist, name: &str) -> Option<NodeState> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn go_seed_with_rust_joiners_form_one_cluster() {
-    let mut g0 = GoPeer::spawn("g0", &[]);
+async fn go_seed_with_rust_joiners_form_one_cluster_v070() {
+    go_seed_with_rust_joiners(Go::V070).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_seed_with_rust_joiners_form_one_cluster_v022() {
+    go_seed_with_rust_joiners(Go::V022).await;
+}
+
+async fn go_seed_with_rust_joiners(go: Go) {
+    let mut g0 = GoPeer::spawn(go, "g0", &[]);
     let seed = g0.addr.to_string();
-    let mut g1 = GoPeer::spawn("g1", &["-join", &seed]);
-    let mut g2 = GoPeer::spawn("g2", &["-join", &seed]);
+    let mut g1 = GoPeer::spawn(go, "g1", &["-join", &seed]);
+    let mut g2 = GoPeer::spawn(go, "g2", &["-join", &seed]);
     let mut rs = Vec::new();
     for i in 0..3 {
         let node = Memberlist::create(rust(&format!("r{i}"))).await.unwrap();
@@ -220,15 +242,24 @@ async fn go_seed_with_rust_joiners_form_one_cluster() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rust_seed_with_go_joiners_encrypted_labelled_with_broadcasts() {
+async fn rust_seed_with_go_joiners_encrypted_labelled_with_broadcasts_v070() {
+    rust_seed_with_go_joiners(Go::V070, "blue").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_seed_with_go_joiners_encrypted_with_broadcasts_v022() {
+    rust_seed_with_go_joiners(Go::V022, "").await;
+}
+
+async fn rust_seed_with_go_joiners(go: Go, label: &str) {
     let key = [5u8; 32];
     let b64 = "BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQU=";
-    let seed = Memberlist::create(rust("seed").label("blue").keys(&key, &[]).unwrap()).await.unwrap();
+    let seed = Memberlist::create(rust("seed").label(label).keys(&key, &[]).unwrap()).await.unwrap();
     let addr = seed.advertise_addr().to_string();
-    let mut ga = GoPeer::spawn("ga", &["-join", &addr, "-key", b64, "-label", "blue"]);
+    let mut ga = GoPeer::spawn(go, "ga", &["-join", &addr, "-key", b64, "-label", label]);
     let joined = ga.wait(|v| v["ev"] == "joined", Duration::from_secs(5));
     assert_eq!(joined["contacted"], 1, "{joined}");
-    let mut gb = GoPeer::spawn("gb", &["-join", &addr, "-key", b64, "-label", "blue"]);
+    let mut gb = GoPeer::spawn(go, "gb", &["-join", &addr, "-key", b64, "-label", label]);
     gb.wait(|v| v["ev"] == "joined" && v["contacted"] == 1, Duration::from_secs(5));
     eventually("seed sees 3", || seed.num_members() == 3).await;
     ga.until("3 alive", |t| t.len() == 3 && t.iter().all(|(_, s, _)| s == "alive"));
@@ -255,15 +286,19 @@ async fn rust_seed_with_go_joiners_encrypted_labelled_with_broadcasts() {
     .await;
     assert_eq!(got, Ok(true));
 
-    // Another label, or another key, is refused both ways.
-    let mut wrong_label = GoPeer::spawn("gx", &["-join", &addr, "-key", b64, "-label", "green"]);
-    let j = wrong_label.wait(|v| v["ev"] == "joined", Duration::from_secs(10));
-    assert_eq!(j["contacted"], 0, "{j}");
-    let mut wrong_key = GoPeer::spawn("gy", &["-join", &addr, "-key", "AQEBAQEBAQEBAQEBAQEBAQ==", "-label", "blue"]);
+    // Another key is refused both ways; so is another label (labels exist since Go 0.3.0).
+    let mut wrong_key = GoPeer::spawn(go, "gy", &["-join", &addr, "-key", "AQEBAQEBAQEBAQEBAQEBAQ==", "-label", label]);
     let j = wrong_key.wait(|v| v["ev"] == "joined", Duration::from_secs(10));
     assert_eq!(j["contacted"], 0, "{j}");
-    let stranger = Memberlist::create(rust("stranger").label("green").keys(&key, &[]).unwrap()).await.unwrap();
+    let stranger = Memberlist::create(rust("stranger").label(label).keys(&[8u8; 32], &[]).unwrap()).await.unwrap();
     assert!(stranger.join(&[ga.addr]).await.is_err());
+    if go == Go::V070 {
+        let mut wrong_label = GoPeer::spawn(go, "gx", &["-join", &addr, "-key", b64, "-label", "green"]);
+        let j = wrong_label.wait(|v| v["ev"] == "joined", Duration::from_secs(10));
+        assert_eq!(j["contacted"], 0, "{j}");
+        let stranger = Memberlist::create(rust("stranger2").label("green").keys(&key, &[]).unwrap()).await.unwrap();
+        assert!(stranger.join(&[ga.addr]).await.is_err());
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(seed.num_members(), 3);
 }
@@ -285,14 +320,23 @@ fn shared_port() -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protocol_1_encryption_v0_aes128_without_compression() {
+async fn protocol_1_encryption_v0_aes128_without_compression_v070() {
+    protocol_1_encryption_v0(Go::V070).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_1_encryption_v0_aes128_without_compression_v022() {
+    protocol_1_encryption_v0(Go::V022).await;
+}
+
+async fn protocol_1_encryption_v0(go: Go) {
     // Protocol 1 ignores the ports in messages (each node uses its own bind port for everyone),
     // so the two nodes share a port on different loopback addresses.
     let port = shared_port();
     let key128 = [3u8; 16];
     let b64 = "AwMDAwMDAwMDAwMDAwMDAw==";
     let mut g =
-        GoPeer::spawn_at("v0-go", &format!("127.0.0.2:{port}"), &["-proto", "1", "-key", b64, "-compress=false"]);
+        GoPeer::spawn_at(go, "v0-go", &format!("127.0.0.2:{port}"), &["-proto", "1", "-key", b64, "-compress=false"]);
     let r = Memberlist::create(
         rust("v0-rust").bind(format!("127.0.0.3:{port}").parse().unwrap()).keys(&key128, &[]).unwrap().configure(|c| {
             c.protocol_version = 1;
@@ -313,10 +357,19 @@ async fn protocol_1_encryption_v0_aes128_without_compression() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn key_rotation_during_traffic_user_state_and_restart_under_the_same_name() {
+async fn key_rotation_user_state_and_restart_under_the_same_name_v070() {
+    key_rotation_user_state_and_restart(Go::V070).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_user_state_and_restart_under_the_same_name_v022() {
+    key_rotation_user_state_and_restart(Go::V022).await;
+}
+
+async fn key_rotation_user_state_and_restart(go: Go) {
     let (old, new) = ([1u8; 16], [2u8; 32]);
     let (old64, new64) = ("AQEBAQEBAQEBAQEBAQEBAQ==", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=");
-    let mut g = GoPeer::spawn("rot-go", &["-key", old64]);
+    let mut g = GoPeer::spawn(go, "rot-go", &["-key", old64]);
     let merged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     struct Merge(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
     impl memberlist::Delegate for Merge {
