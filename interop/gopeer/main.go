@@ -191,6 +191,15 @@ func main() {
 		}
 		cfg.SecretKey = k
 	}
+	transport, err := newDropTransport(host, port)
+	if err != nil {
+		log.Fatalf("transport: %v", err)
+	}
+	cfg.Transport = transport
+	if port == 0 {
+		cfg.BindPort = transport.GetAutoBindPort()
+		cfg.AdvertisePort = cfg.BindPort
+	}
 	d := &delegate{meta: []byte(*meta)}
 	cfg.Delegate = d
 	cfg.Events = events{}
@@ -264,6 +273,13 @@ func main() {
 				}
 			}
 			emit("key", map[string]any{"op": fields[1], "err": fmt.Sprint(err)})
+		case "udp-drop":
+			// udp-drop <fraction 0..1>
+			f, err := strconv.ParseFloat(strings.TrimSpace(fields[1]), 64)
+			if err == nil {
+				transport.dropPermille.Store(int32(f * 1000))
+			}
+			emit("knob", map[string]any{"udp_drop": f, "err": fmt.Sprint(err)})
 		case "quit", "shutdown":
 			_ = m.Shutdown()
 			emit("bye", nil)

@@ -43,6 +43,8 @@ fn gopeer_path(go: Go) -> std::path::PathBuf {
 
 struct GoPeer {
     go: Go,
+    /// Every event read so far.
+    seen: Vec<Value>,
     name: String,
     child: Child,
     stdin: ChildStdin,
@@ -77,7 +79,15 @@ impl GoPeer {
                 }
             }
         });
-        let mut peer = GoPeer { go, name: name.into(), child, stdin, lines: rx, addr: "127.0.0.1:1".parse().unwrap() };
+        let mut peer = GoPeer {
+            go,
+            seen: Vec::new(),
+            name: name.into(),
+            child,
+            stdin,
+            lines: rx,
+            addr: "127.0.0.1:1".parse().unwrap(),
+        };
         let ready = peer.wait(|v| v["ev"] == "ready" || v["ev"] == "fatal", Duration::from_secs(10));
         assert_eq!(ready["ev"], "ready", "{ready}");
         let ip = ready["addr"].as_str().unwrap().parse().unwrap();
@@ -85,17 +95,34 @@ impl GoPeer {
         peer
     }
 
+    /// Like `wait`, but also accepts an event already read earlier.
+    fn seen_or_wait(&mut self, mut pred: impl FnMut(&Value) -> bool, timeout: Duration) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+            return v.clone();
+        }
+        self.wait(pred, timeout)
+    }
+
     fn cmd(&mut self, line: &str) {
         writeln!(self.stdin, "{line}").unwrap();
         self.stdin.flush().unwrap();
     }
 
-    fn wait(&mut self, mut pred: impl FnMut(&Value) -> bool, timeout: Duration) -> Value {
+    /// Blocks (off the async workers) until an event satisfies `pred`.
+    fn wait(&mut self, pred: impl FnMut(&Value) -> bool, timeout: Duration) -> Value {
+        tokio::task::block_in_place(|| self.wait_blocking(pred, timeout))
+    }
+
+    fn wait_blocking(&mut self, mut pred: impl FnMut(&Value) -> bool, timeout: Duration) -> Value {
         let end = Instant::now() + timeout;
         while let Some(left) = end.checked_duration_since(Instant::now()) {
             match self.lines.recv_timeout(left) {
-                Ok(v) if pred(&v) => return v,
-                Ok(_) => {}
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
                 Err(_) => break,
             }
         }
@@ -124,9 +151,13 @@ impl GoPeer {
         self.table().into_iter().find(|(n, _, _)| n == name).map(|(_, s, _)| s)
     }
 
-    /// Waits for the table to satisfy `pred`.
-    fn until(&mut self, what: &str, mut pred: impl FnMut(&[(String, String, String)]) -> bool) {
-        let end = Instant::now() + Duration::from_secs(15);
+    /// Waits (off the async workers) for the table to satisfy `pred`.
+    fn until(&mut self, what: &str, pred: impl FnMut(&[(String, String, String)]) -> bool) {
+        tokio::task::block_in_place(|| self.until_blocking(what, pred))
+    }
+
+    fn until_blocking(&mut self, what: &str, mut pred: impl FnMut(&[(String, String, String)]) -> bool) {
+        let end = Instant::now() + Duration::from_secs(20);
         while Instant::now() < end {
             if pred(&self.table()) {
                 return;
@@ -265,7 +296,7 @@ async fn rust_seed_with_go_joiners(go: Go, label: &str) {
     ga.until("3 alive", |t| t.len() == 3 && t.iter().all(|(_, s, _)| s == "alive"));
 
     // Push/pull carried each side's user state to the other.
-    ga.wait(|v| v["ev"] == "merge_state", Duration::from_secs(5));
+    ga.seen_or_wait(|v| v["ev"] == "merge_state", Duration::from_secs(10));
 
     // Broadcasts both ways.
     seed.broadcast(b"hello from rust".to_vec(), None).unwrap();
@@ -387,7 +418,7 @@ async fn key_rotation_user_state_and_restart(go: Go) {
     eventually("2 alive", || r.num_members() == 2).await;
     // User state went both ways in the join.
     assert!(merged.lock().unwrap().iter().any(|s| s.contains("notes")), "{:?}", merged.lock().unwrap());
-    let m = g.wait(|v| v["ev"] == "merge_state", Duration::from_secs(5));
+    let m = g.seen_or_wait(|v| v["ev"] == "merge_state", Duration::from_secs(10));
     assert!(m["state"].as_str().unwrap().contains("from-rust"), "{m}");
 
     // Rotate: install the new key everywhere, use it, remove the old one, while probes and
@@ -428,4 +459,43 @@ async fn key_rotation_user_state_and_restart(go: Go) {
     assert_eq!(again.join(&[g.addr]).await.unwrap(), 1);
     g.until("rot-rust alive again", |t| t.iter().any(|(n, s, _)| n == "rot-rust" && s == "alive"));
     eventually("the refutation raised the incarnation", || again.local_node().is_some_and(|m| m.incarnation > 1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_fallback_ping_keeps_a_go_node_with_dropped_udp_alive_v070() {
+    tcp_fallback(Go::V070).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_fallback_ping_keeps_a_go_node_with_dropped_udp_alive_v022() {
+    tcp_fallback(Go::V022).await;
+}
+
+async fn tcp_fallback(go: Go) {
+    let mut g = GoPeer::spawn(go, "udp-less", &[]);
+    let r1 = Memberlist::create(rust("tf1")).await.unwrap();
+    let r2 = Memberlist::create(rust("tf2")).await.unwrap();
+    assert_eq!(r1.join(&[g.addr]).await.unwrap(), 1);
+    assert_eq!(r2.join(&[g.addr]).await.unwrap(), 1);
+    eventually("3 alive", || r1.num_members() == 3 && r2.num_members() == 3).await;
+    let mut events = r1.events().unwrap();
+    // Every datagram to and from the Go node is dropped; TCP still works.
+    g.cmd("udp-drop 1");
+    g.wait(|v| v["ev"] == "knob", Duration::from_secs(5));
+    let fallback = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(e) = events.recv().await {
+            if matches!(&e, Event::TcpFallbackSucceeded { node } if node == "udp-less") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(fallback, Ok(true), "r1 reached the Go node over TCP");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for r in [&r1, &r2] {
+        assert_eq!(state(r, "udp-less"), Some(NodeState::Alive), "never declared dead");
+    }
+    // And the Go node, probing over TCP too, keeps the Rust nodes alive.
+    g.until("Rust nodes alive at Go", |t| t.iter().filter(|(_, s, _)| s == "alive").count() == 3);
 }

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"math/rand"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// dropTransport wraps memberlist's NetTransport and drops a fraction of UDP datagrams in both
+// directions (streams are untouched), to exercise the TCP fallback ping.
+type dropTransport struct {
+	*memberlist.NetTransport
+	dropPermille atomic.Int32
+	packets      chan *memberlist.Packet
+}
+
+func newDropTransport(host string, port int) (*dropTransport, error) {
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port})
+	if err != nil {
+		return nil, err
+	}
+	t := &dropTransport{NetTransport: nt, packets: make(chan *memberlist.Packet, 1024)}
+	go func() {
+		for p := range nt.PacketCh() {
+			if t.dropped() {
+				continue
+			}
+			t.packets <- p
+		}
+	}()
+	return t, nil
+}
+
+func (t *dropTransport) dropped() bool {
+	p := t.dropPermille.Load()
+	return p > 0 && rand.Int31n(1000) < p
+}
+
+func (t *dropTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
+
+func (t *dropTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if t.dropped() {
+		return time.Now(), nil
+	}
+	return t.NetTransport.WriteTo(b, addr)
+}
+
+func (t *dropTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	if t.dropped() {
+		return time.Now(), nil
+	}
+	return t.NetTransport.WriteToAddress(b, a)
+}
+
+func (t *dropTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	return t.NetTransport.DialAddressTimeout(a, timeout)
+}
