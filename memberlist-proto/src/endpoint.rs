@@ -282,7 +282,12 @@ impl Endpoint {
         }
     }
 
-    fn handle_message(&mut self, from: SocketAddr, msg: Message, now: Instant) {
+    /// A message a driver already took out of a datagram from `from` — through
+    /// [`open_packet`](crate::wire::open_packet) with this node's label, keys and limits, and
+    /// after checking `from` against `cidrs_allowed` — for example on another thread, to keep
+    /// decoding off the protocol task. [`handle_packet`](Self::handle_packet) does all of that
+    /// itself.
+    pub fn handle_message(&mut self, from: SocketAddr, msg: Message, now: Instant) {
         match msg {
             Message::Ping(p) => self.handle_ping(from, p, now),
             Message::IndirectPing(p) => self.handle_indirect_ping(from, p, now),
@@ -300,6 +305,27 @@ impl Endpoint {
             Message::User(data) => self.events.push_back(Event::UserMessage { from, data }),
             Message::Err(_) => self.stats.dropped_unexpected += 1,
         }
+    }
+
+    /// Counts a datagram of `bytes` bytes received by a driver that decodes it itself.
+    pub fn record_received(&mut self, bytes: usize) {
+        self.stats.packets_received += 1;
+        self.stats.bytes_received += bytes as u64;
+    }
+
+    /// Counts input a driver dropped, under its reason.
+    pub fn record_dropped(&mut self, e: &crate::wire::DecodeError) {
+        self.stats.count_drop(e);
+    }
+
+    /// Counts a datagram a driver dropped because its source is outside `cidrs_allowed`.
+    pub fn record_not_allowed(&mut self) {
+        self.stats.dropped_not_allowed += 1;
+    }
+
+    /// Counts a message a driver dropped because its hand-off queue was full.
+    pub fn record_handoff_drop(&mut self) {
+        self.stats.dropped_handoff += 1;
     }
 
     /// Time has passed: run whatever is due at `now`.

@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod delegate;
+mod handoff;
 mod metrics;
 mod node;
 mod options;

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::handoff::{read_loop, Filter, Inline, Queues};
 use crate::transport::{BoxConn, BoxFuture, NetTransport, Transport};
 use memberlist_proto::wire::Key;
 use memberlist_proto::{BroadcastId, Endpoint, Event, Instant, JoinId, Member, StreamAction, StreamId};
@@ -21,9 +22,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::options::Options;
 use crate::Error;
-
-/// The largest datagram read (Go's `udpPacketBufSize`).
-const UDP_PACKET_BUF_SIZE: usize = 65_536;
 
 enum Command {
     Join { seeds: Vec<SocketAddr>, reply: oneshot::Sender<JoinId> },
@@ -134,6 +132,8 @@ impl Memberlist {
         });
         let name = opts.config.name.clone();
         let max_inbound = opts.max_inbound_streams;
+        let depth = opts.handoff_queue_depth.max(1);
+        let filter_cfg = opts.config.clone();
         let hooks: Box<dyn memberlist_proto::Hooks> = match &opts.delegate {
             Some(d) => Box::new(crate::delegate::DelegateHooks(d.clone())),
             None => opts.hooks,
@@ -158,9 +158,13 @@ impl Memberlist {
             subscribers: Vec::new(),
             published: memberlist_proto::Stats::default(),
             next_publish: clock,
+            keyring: Arc::new(RwLock::new(filter_cfg.keyring.clone())),
+            queues: Arc::new(std::sync::Mutex::new(Queues::default())),
+            wake: Arc::new(tokio::sync::Notify::new()),
         };
+        let filter = Filter { cfg: filter_cfg, keyring: driver.keyring.clone() };
         let startup_events = driver.pending_events();
-        tokio::spawn(driver.run(cmd_rx, in_rx));
+        tokio::spawn(driver.run(cmd_rx, in_rx, filter, depth));
         let node = Memberlist { commands: cmd_tx, shared, addr: advertise, name };
         if let Some(d) = opts.delegate {
             // Notifications run on a task of their own, never on the node's.
@@ -386,6 +390,10 @@ struct Driver {
     subscribers: Vec<mpsc::UnboundedSender<Event>>,
     published: memberlist_proto::Stats,
     next_publish: std::time::Instant,
+    /// The keyring as the reader task decrypts with it.
+    keyring: Arc<RwLock<Option<memberlist_proto::wire::Keyring>>>,
+    queues: Arc<std::sync::Mutex<Queues>>,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Driver {
@@ -402,7 +410,18 @@ impl Driver {
         mut self,
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut inbox: mpsc::UnboundedReceiver<StreamIn>,
+        filter: Filter,
+        depth: usize,
     ) {
+        let (inline_tx, mut inline_rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_loop(
+            self.transport.clone(),
+            filter,
+            depth,
+            self.queues.clone(),
+            self.wake.clone(),
+            inline_tx,
+        ));
         let accept_tx = self.in_tx.clone();
         let transport = self.transport.clone();
         let acceptor = tokio::spawn(async move {
@@ -423,7 +442,6 @@ impl Driver {
                 }
             }
         });
-        let mut buf = vec![0u8; UDP_PACKET_BUF_SIZE];
         self.flush();
         loop {
             let deadline = self.ep.poll_timeout().map(|t| {
@@ -436,16 +454,11 @@ impl Driver {
                     None => std::future::pending().await,
                 }
             };
-            let transport = self.transport.clone();
+            let wake = self.wake.clone();
             tokio::select! {
-                r = transport.recv_from(&mut buf) => {
-                    if let Ok((n, from)) = r {
-                        if n > 0 {
-                            let now = self.now();
-                            self.ep.handle_packet(from, &buf[..n], now);
-                        }
-                    }
-                }
+                biased;
+                Some(msg) = inline_rx.recv() => self.inline(msg),
+                () = wake.notified() => self.drain_queues(),
                 Some(msg) = inbox.recv() => self.stream_in(msg),
                 c = commands.recv() => match c {
                     Some(Command::Shutdown) | None => break,
@@ -459,9 +472,48 @@ impl Driver {
             self.flush();
         }
         acceptor.abort();
+        reader.abort();
         for (_, w) in self.writers.drain() {
             let _ = w.send(None);
         }
+    }
+
+    /// Urgent messages and counters from the reader.
+    fn inline(&mut self, msg: Inline) {
+        let now = self.now();
+        match msg {
+            Inline::Packet { from, bytes, urgent, errors } => {
+                self.ep.record_received(bytes);
+                for e in &errors {
+                    self.ep.record_dropped(e);
+                }
+                for m in urgent {
+                    self.ep.handle_message(from, m, now);
+                }
+            }
+            Inline::HandoffDrops(n) => {
+                for _ in 0..n {
+                    self.ep.record_handoff_drop();
+                }
+            }
+            Inline::NotAllowed { bytes } => {
+                self.ep.record_received(bytes);
+                self.ep.record_not_allowed();
+            }
+        }
+    }
+
+    /// Handles queued messages, newest alive first, a bounded batch at a time so that urgent
+    /// messages and timers are not kept waiting.
+    fn drain_queues(&mut self) {
+        for _ in 0..256 {
+            let next = self.queues.lock().ok().and_then(|mut q| q.pop());
+            let Some((from, m)) = next else { return };
+            let now = self.now();
+            self.ep.handle_message(from, m, now);
+        }
+        // More remain: come back after the other inputs had a turn.
+        self.wake.notify_one();
     }
 
     fn command(&mut self, c: Command) {
@@ -494,6 +546,9 @@ impl Driver {
                     KeyOp::Use(k) => self.ep.use_key(&k).map_err(Error::from),
                     KeyOp::Remove(k) => self.ep.remove_key(&k).map_err(Error::from),
                 };
+                if let Ok(mut shared) = self.keyring.write() {
+                    shared.clone_from(&self.ep.config().keyring);
+                }
                 let _ = reply.send(result);
             }
             Command::Shutdown => {}

@@ -25,6 +25,9 @@ pub struct Options {
     pub seed: Option<u64>,
     /// Application callbacks (replaces `hooks` when set).
     pub delegate: Option<std::sync::Arc<dyn crate::Delegate>>,
+    /// Messages each hand-off queue (alive; suspect, dead and user) holds before new ones are
+    /// dropped (Go's `HandoffQueueDepth`).
+    pub handoff_queue_depth: usize,
     /// Carry datagrams over TCP too, for networks that block UDP (Go #226). Every node of the
     /// cluster must use it; Go nodes cannot.
     pub tcp_only: bool,
@@ -53,6 +56,7 @@ impl Options {
             seed: None,
             delegate: None,
             tcp_only: false,
+            handoff_queue_depth: 1024,
         }
     }
 

@@ -36,6 +36,8 @@ pub struct Stats {
     pub dropped_unexpected: u64,
     /// Alives with impossible protocol versions.
     pub dropped_bad_vsn: u64,
+    /// Messages a driver dropped because its hand-off queue was full.
+    pub dropped_handoff: u64,
     /// Alive messages applied (`memberlist.msg.alive`).
     pub msg_alive: u64,
     /// Suspect messages applied (`memberlist.msg.suspect`).
