@@ -197,3 +197,15 @@ async fn delegates_hear_joins_and_messages_and_supply_broadcasts() {
     assert!(rec.joins.lock().unwrap().contains(&"d-a".to_string()), "the local node's own join");
     assert!(!rec.members_seen_in_callback.lock().unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_nodes_join_on_the_v6_loopback() {
+    let v6 = |name: &str| fast(name).bind("[::1]:0".parse().unwrap());
+    let a = Memberlist::create(v6("v6a")).await.unwrap();
+    let b = Memberlist::create(v6("v6b")).await.unwrap();
+    assert!(a.advertise_addr().is_ipv6());
+    assert_eq!(b.join_hosts(&[&a.advertise_addr().to_string()]).await.unwrap(), 1);
+    eventually("both see 2", || a.num_members() == 2 && b.num_members() == 2).await;
+    let m = a.members().into_iter().find(|m| m.name == "v6b").unwrap();
+    assert_eq!(m.addr, "::1".parse::<std::net::IpAddr>().unwrap());
+}
