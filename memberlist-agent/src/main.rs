@@ -1,7 +1,12 @@
 //! `memberlist`: the command-line face of memberlist-rs.
 
+mod agent;
 mod decode;
+mod demo;
+mod http;
 mod keys;
+mod members;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -18,20 +23,34 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run one node until SIGINT or SIGTERM (which make it leave gracefully), with an HTTP API
+    /// (default 127.0.0.1:7947).
+    Agent(Box<agent::AgentArgs>),
+    /// List the members a running agent sees, like `consul members`.
+    Members(members::MembersArgs),
+    /// Start a small cluster on loopback and show a crash and a leave.
+    Demo(demo::DemoArgs),
     /// Print the full decode tree of a captured memberlist packet or stream as JSON.
     Decode(decode::DecodeArgs),
     /// Print a new random 32-byte (AES-256) key in base64, for --key and Go's SecretKey.
     Keygen,
+    /// Run a simulator scenario.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     let result = match cli.command {
+        Command::Agent(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(agent::run(*args))),
+        Command::Members(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(members::run(&args))),
+        Command::Demo(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(demo::run(&args))),
         Command::Decode(args) => decode::run(&args),
         Command::Keygen => keys::keygen().map(|k| {
             println!("{k}");
             ExitCode::SUCCESS
         }),
+        Command::Sim(args) => sim::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -54,6 +54,7 @@ struct Shared {
     members: RwLock<Arc<Vec<Member>>>,
     local: RwLock<Option<Member>>,
     health: RwLock<u32>,
+    queued: RwLock<(usize, usize)>,
 }
 
 /// A running memberlist node. Cheap to clone; every clone controls the same node.
@@ -81,6 +82,11 @@ impl Events {
     /// The next event; `None` once the node has shut down.
     pub async fn recv(&mut self) -> Option<Event> {
         self.rx.recv().await
+    }
+
+    /// The next event if one is waiting, without waiting.
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
     }
 }
 
@@ -143,6 +149,7 @@ impl Memberlist {
             members: RwLock::new(Arc::new(ep.members())),
             local: RwLock::new(ep.local_member()),
             health: RwLock::new(0),
+            queued: RwLock::new((0, 0)),
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
@@ -338,6 +345,11 @@ impl Memberlist {
     /// The Lifeguard health score, 0 being healthy (Go's `GetHealthScore`).
     pub fn health_score(&self) -> u32 {
         self.shared.health.read().map(|h| *h).unwrap_or(0)
+    }
+
+    /// Broadcasts waiting to be sent: (memberlist's own, the application's).
+    pub fn queued_broadcasts(&self) -> (usize, usize) {
+        self.shared.queued.read().map(|q| *q).unwrap_or((0, 0))
     }
 
     /// Stops the node without leaving: peers will find it dead (Go's `Shutdown`).
@@ -630,6 +642,9 @@ impl Driver {
         }
         if let Ok(mut h) = self.shared.health.write() {
             *h = self.ep.health_score();
+        }
+        if let Ok(mut q) = self.shared.queued.write() {
+            *q = self.ep.queued_broadcasts();
         }
         if std::time::Instant::now() >= self.next_publish {
             self.next_publish = std::time::Instant::now() + Duration::from_secs(1);

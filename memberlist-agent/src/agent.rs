@@ -1,0 +1,318 @@
+//! `memberlist agent`: one node, an HTTP API, graceful leave on SIGINT / SIGTERM.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use memberlist::{Event, Member, Memberlist, NodeState, Options};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+use crate::http::{read_request, respond, Request};
+use crate::keys::parse_key;
+
+/// Default HTTP API address: loopback only.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:7947";
+
+#[derive(Debug, Args, Default)]
+pub struct AgentArgs {
+    /// Node name (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Address and port for gossip, UDP and TCP (default 127.0.0.1:7946).
+    #[arg(long, value_name = "ADDR:PORT")]
+    bind: Option<SocketAddr>,
+    /// Address and port other nodes reach this one at.
+    #[arg(long, value_name = "ADDR:PORT")]
+    advertise: Option<SocketAddr>,
+    /// Seeds to join: host:port, ip or DNS names; comma-separated or repeated.
+    #[arg(long, value_delimiter = ',')]
+    join: Vec<String>,
+    /// Timing preset: lan, wan or local.
+    #[arg(long = "config", value_name = "lan|wan|local")]
+    preset: Option<String>,
+    /// Encryption key (base64 or hex, 16/24/32 bytes); repeat for a keyring, the first is used.
+    #[arg(long = "key", value_name = "BASE64")]
+    keys: Vec<String>,
+    /// Cluster label.
+    #[arg(long)]
+    label: Option<String>,
+    /// Node metadata entries K=V; repeatable.
+    #[arg(long = "meta", value_name = "K=V")]
+    meta: Vec<String>,
+    /// HTTP API address (default 127.0.0.1:7947).
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <token>` on the HTTP API.
+    #[arg(long)]
+    token: Option<String>,
+    /// Log format.
+    #[arg(long, value_name = "text|json")]
+    log_format: Option<String>,
+    /// A TOML file with any of these settings (flags win).
+    #[arg(long, value_name = "FILE.toml")]
+    config_file: Option<std::path::PathBuf>,
+}
+
+/// The same settings, from a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    name: Option<String>,
+    bind: Option<SocketAddr>,
+    advertise: Option<SocketAddr>,
+    #[serde(default)]
+    join: Vec<String>,
+    config: Option<String>,
+    #[serde(default)]
+    keys: Vec<String>,
+    label: Option<String>,
+    #[serde(default)]
+    meta: Vec<String>,
+    http: Option<SocketAddr>,
+    token: Option<String>,
+    log_format: Option<String>,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("memberlist-{}", std::process::id()))
+}
+
+/// Node metadata from K=V entries, as `k=v` lines joined by commas.
+pub fn encode_meta(entries: &[String]) -> Result<Vec<u8>> {
+    for e in entries {
+        if !e.contains('=') {
+            bail!("--meta takes K=V, got {e:?}");
+        }
+    }
+    Ok(entries.join(",").into_bytes())
+}
+
+pub fn member_json(m: &Member) -> Value {
+    json!({
+        "name": m.name,
+        "addr": m.addr.to_string(),
+        "port": m.port,
+        "state": m.state.as_str(),
+        "incarnation": m.incarnation,
+        "meta": String::from_utf8_lossy(&m.meta),
+        "protocol": {"min": m.vsn.pmin, "max": m.vsn.pmax, "cur": m.vsn.pcur},
+        "delegate": {"min": m.vsn.dmin, "max": m.vsn.dmax, "cur": m.vsn.dcur},
+    })
+}
+
+fn event_json(e: &Event) -> Option<(&'static str, Value)> {
+    Some(match e {
+        Event::NodeJoined(m) => ("join", member_json(m)),
+        Event::NodeLeft(m) => ("leave", member_json(m)),
+        Event::NodeUpdated(m) => ("update", member_json(m)),
+        Event::NodeSuspected(m) => ("suspect", member_json(m)),
+        Event::UserMessage { from, data } => {
+            ("message", json!({"from": from.to_string(), "data": String::from_utf8_lossy(data)}))
+        }
+        _ => return None,
+    })
+}
+
+pub async fn run(args: AgentArgs) -> Result<ExitCode> {
+    let file: FileConfig = match &args.config_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| "text".into());
+    init_logs(&log_format)?;
+    let name = args.name.or(file.name).unwrap_or_else(host_name);
+    let preset = args.preset.or(file.config).unwrap_or_else(|| "lan".into());
+    let mut opts = match preset.as_str() {
+        "lan" => Options::lan(name.clone()),
+        "wan" => Options::wan(name.clone()),
+        "local" => Options::local(name.clone()),
+        other => bail!("--config must be lan, wan or local, not {other:?}"),
+    };
+    opts = opts.bind(args.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:7946".parse().expect("valid")));
+    if let Some(a) = args.advertise.or(file.advertise) {
+        opts = opts.advertise(a);
+    }
+    if let Some(l) = args.label.or(file.label) {
+        opts = opts.label(l);
+    }
+    let keys = if args.keys.is_empty() { file.keys } else { args.keys };
+    if let Some((first, rest)) = keys.split_first() {
+        let primary = parse_key(first)?;
+        let others = rest.iter().map(|k| parse_key(k)).collect::<Result<Vec<_>>>()?;
+        let others: Vec<&[u8]> = others.iter().map(|k| k.as_bytes()).collect();
+        opts = opts.keys(primary.as_bytes(), &others)?;
+    }
+    let meta = if args.meta.is_empty() { file.meta } else { args.meta };
+    if !meta.is_empty() {
+        opts = opts.meta(encode_meta(&meta)?);
+    }
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("installing the metrics recorder")?;
+    let node = Memberlist::create(opts).await.context("starting the node")?;
+    tracing::info!(name = %node.name(), addr = %node.advertise_addr(), "node started");
+    let seeds = if args.join.is_empty() { file.join } else { args.join };
+    if !seeds.is_empty() {
+        let refs: Vec<&str> = seeds.iter().map(String::as_str).collect();
+        match node.join_hosts(&refs).await {
+            Ok(n) => tracing::info!(contacted = n, "joined"),
+            Err(e) => tracing::warn!(error = %e, "join failed"),
+        }
+    }
+    let http = args.http.or(file.http).unwrap_or_else(|| DEFAULT_HTTP.parse().expect("valid"));
+    let listener = TcpListener::bind(http).await.with_context(|| format!("binding the HTTP API to {http}"))?;
+    tracing::info!(%http, "HTTP API listening");
+    let api = Arc::new(Api { node: node.clone(), token: args.token.or(file.token), metrics: recorder });
+    let server = tokio::spawn(serve(listener, api));
+    wait_for_signal().await?;
+    tracing::info!("leaving");
+    if let Err(e) = node.leave(Duration::from_secs(5)).await {
+        tracing::warn!(error = %e, "leave did not finish");
+    }
+    node.shutdown();
+    server.abort();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logs(format: &str) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        "text" => builder.try_init().ok(),
+        "json" => builder.json().try_init().ok(),
+        other => bail!("--log-format must be text or json, not {other:?}"),
+    };
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+struct Api {
+    node: Memberlist,
+    token: Option<String>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+async fn serve(listener: TcpListener, api: Arc<Api>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let api = api.clone();
+        tokio::spawn(async move {
+            let mut stream = BufReader::new(stream);
+            if let Ok(req) = read_request(&mut stream).await {
+                let _ = handle(&api, req, &mut stream).await;
+            }
+        });
+    }
+}
+
+async fn handle(api: &Api, req: Request, stream: &mut BufReader<tokio::net::TcpStream>) -> Result<()> {
+    if let Some(token) = &api.token {
+        let ok = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")) == Some(token.as_str());
+        if !ok {
+            return respond(stream, 401, "application/json", br#"{"error":"missing or wrong bearer token"}"#).await;
+        }
+    }
+    let json_ok = |v: Value| serde_json::to_vec_pretty(&v).unwrap_or_default();
+    let path = req.path.split('?').next().unwrap_or("");
+    match (req.method.as_str(), path) {
+        ("GET", "/v1/members") => {
+            let list: Vec<Value> = api.node.members().iter().map(member_json).collect();
+            respond(stream, 200, "application/json", &json_ok(Value::Array(list))).await
+        }
+        ("GET", "/v1/self") => {
+            let me = api.node.local_node().map(|m| member_json(&m)).unwrap_or(Value::Null);
+            respond(stream, 200, "application/json", &json_ok(me)).await
+        }
+        ("GET", "/v1/health") => {
+            let (system, user) = api.node.queued_broadcasts();
+            let members = api.node.members();
+            let count = |s: NodeState| members.iter().filter(|m| m.state == s).count();
+            let v = json!({
+                "health_score": api.node.health_score(),
+                "queues": {"broadcasts": system, "user_broadcasts": user},
+                "members": {"alive": count(NodeState::Alive), "suspect": count(NodeState::Suspect),
+                            "dead": count(NodeState::Dead), "left": count(NodeState::Left)},
+            });
+            respond(stream, 200, "application/json", &json_ok(v)).await
+        }
+        ("GET", "/metrics") => {
+            let text = api.metrics.render();
+            respond(stream, 200, "text/plain; version=0.0.4", text.as_bytes()).await
+        }
+        ("POST", "/v1/join") => {
+            let seeds: Vec<String> = match serde_json::from_slice::<Value>(&req.body) {
+                Ok(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+                Ok(Value::Object(o)) => o
+                    .get("seeds")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            if seeds.is_empty() {
+                return respond(stream, 400, "application/json", br#"{"error":"body: [\"host:port\", ...]"}"#).await;
+            }
+            let refs: Vec<&str> = seeds.iter().map(String::as_str).collect();
+            match api.node.join_hosts(&refs).await {
+                Ok(n) => respond(stream, 200, "application/json", &json_ok(json!({"contacted": n}))).await,
+                Err(e) => respond(stream, 400, "application/json", &json_ok(json!({"error": e.to_string()}))).await,
+            }
+        }
+        ("POST", "/v1/leave") => {
+            let r = api.node.leave(Duration::from_secs(5)).await;
+            let v = match r {
+                Ok(()) => json!({"left": true}),
+                Err(e) => json!({"left": false, "error": e.to_string()}),
+            };
+            respond(stream, 200, "application/json", &json_ok(v)).await
+        }
+        ("POST", "/v1/broadcast") => {
+            api.node.broadcast(req.body.clone(), None)?;
+            respond(stream, 200, "application/json", br#"{"queued":true}"#).await
+        }
+        ("GET", "/v1/events") => {
+            let mut events = api.node.events()?;
+            let s = stream.get_mut();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n")
+                .await?;
+            while let Some(e) = events.recv().await {
+                if let Some((kind, v)) = event_json(&e) {
+                    let line = format!("event: {kind}\ndata: {v}\n\n");
+                    if s.write_all(line.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        }
+        (
+            _,
+            "/v1/members" | "/v1/self" | "/v1/health" | "/metrics" | "/v1/join" | "/v1/leave" | "/v1/broadcast"
+            | "/v1/events",
+        ) => respond(stream, 405, "application/json", br#"{"error":"method not allowed"}"#).await,
+        _ => respond(stream, 404, "application/json", br#"{"error":"not found"}"#).await,
+    }
+}

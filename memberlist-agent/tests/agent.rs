@@ -1,0 +1,239 @@
+//! The real binary: three agents in three processes, `members`, the HTTP API, SIGTERM.
+
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_memberlist")
+}
+
+/// A loopback port free for both TCP and UDP.
+fn free_port() -> u16 {
+    loop {
+        let t = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+struct Agent {
+    child: Child,
+    http: SocketAddr,
+}
+
+impl Agent {
+    fn start(name: &str, join: Option<u16>, extra: &[&str]) -> (Agent, u16) {
+        let port = free_port();
+        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.args(["agent", "--name", name, "--bind", &format!("127.0.0.1:{port}"), "--http", &http.to_string()])
+            .args(["--config", "local", "--meta", &format!("role={name}")])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(seed) = join {
+            cmd.args(["--join", &format!("127.0.0.1:{seed}")]);
+        }
+        let agent = Agent { child: cmd.spawn().unwrap(), http };
+        // Wait for the API.
+        let end = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(http).is_err() {
+            assert!(Instant::now() < end, "{name}'s API never came up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (agent, port)
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.http).unwrap();
+        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_owned())
+    }
+
+    fn members(&self) -> Vec<Value> {
+        let out = Command::new(bin()).args(["members", "--json", "--http", &self.http.to_string()]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn sigterm(&mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn three_agents_members_http_api_and_sigterm_leaves() {
+    let (a, seed) = Agent::start("a1", None, &[]);
+    let (_b, _) = Agent::start("a2", Some(seed), &[]);
+    let (mut c, _) = Agent::start("a3", Some(seed), &[]);
+    eventually("3 alive members", || {
+        let m = a.members();
+        m.len() == 3 && m.iter().all(|x| x["state"] == "alive")
+    });
+    // The JSON carries the documented fields.
+    let m = a.members();
+    let a3 = m.iter().find(|x| x["name"] == "a3").unwrap();
+    for field in ["name", "addr", "port", "state", "incarnation", "meta", "protocol", "delegate"] {
+        assert!(!a3[field].is_null(), "{field} missing in {a3}");
+    }
+    assert_eq!(a3["meta"], "role=a3");
+    assert_eq!(a3["protocol"]["max"], 5);
+    // The aligned table, like `consul members`.
+    let out = Command::new(bin()).args(["members", "--http", &a.http.to_string()]).output().unwrap();
+    let table = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("Node") && lines[0].contains("Address") && lines[0].contains("Status"), "{table}");
+    assert_eq!(lines.len(), 4, "{table}");
+    let col = lines[0].find("Status").unwrap();
+    assert!(lines[1..].iter().all(|l| l[col..].starts_with("alive")), "aligned: {table}");
+    // /v1/self and /v1/health.
+    let (status, body) = a.get("/v1/self", None);
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["name"], "a1");
+    let (_, body) = a.get("/v1/health", None);
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["members"]["alive"], 3);
+    assert!(health["health_score"].is_u64());
+    // /metrics parses as Prometheus text and carries Go's metric names.
+    let (status, metrics) = a.get("/metrics", None);
+    assert_eq!(status, 200);
+    let mut names = Vec::new();
+    for line in metrics.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line:?}"));
+        value.parse::<f64>().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let name = series.split('{').next().unwrap();
+        assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'), "bad name {name:?}");
+        names.push(name.to_owned());
+    }
+    for want in ["memberlist_msg_alive", "memberlist_health_score", "memberlist_node_instances"] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    // SIGTERM: a graceful leave, exit 0, seen as left (not dead).
+    let status = c.sigterm();
+    assert!(status.success(), "{status:?}");
+    eventually("a3 left", || a.members().iter().any(|x| x["name"] == "a3" && x["state"] == "left"));
+    let out =
+        Command::new(bin()).args(["members", "--status", "left", "--http", &a.http.to_string()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("a3"));
+}
+
+#[test]
+fn the_api_can_require_a_token() {
+    let (a, _) = Agent::start("locked", None, &["--token", "s3cret"]);
+    assert_eq!(a.get("/v1/members", None).0, 401);
+    assert_eq!(a.get("/v1/members", Some("wrong")).0, 401);
+    assert_eq!(a.get("/v1/members", Some("s3cret")).0, 200);
+    assert_eq!(a.get("/nope", Some("s3cret")).0, 404);
+}
+
+#[test]
+fn demo_runs_and_reports_timings() {
+    let out = Command::new(bin()).args(["demo", "--nodes", "4"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("node-3 dead at every node"), "{text}");
+    assert!(text.contains("node-2 seen as left (not dead) everywhere"), "{text}");
+    assert!(text.contains("timings: converge"), "{text}");
+}
+
+#[test]
+fn agent_with_bad_settings_fails_clearly() {
+    let out = Command::new(bin()).args(["agent", "--config", "galaxy", "--http", "127.0.0.1:1"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lan, wan or local"));
+    let out = Command::new(bin()).args(["agent", "--meta", "novalue"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("K=V"));
+    let out = Command::new(bin()).args(["members", "--http", "127.0.0.1:1"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the agent"));
+}
+
+#[test]
+fn sim_prints_a_summary_ending_in_the_trace_hash() {
+    let out = Command::new(bin())
+        .args(["sim", "--scenario", "bootstrap-crash", "--nodes", "30", "--seed", "3"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.trim_end().lines().last().unwrap().starts_with("trace_hash="), "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("done in"));
+}
+
+fn post(http: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(http).unwrap();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_owned())
+}
+
+#[test]
+fn post_join_broadcast_leave_and_server_sent_events() {
+    use std::io::{BufRead, BufReader, Write};
+    let (a, seed) = Agent::start("e1", None, &[]);
+    let (b, _) = Agent::start("e2", None, &[]);
+    // POST /v1/join.
+    let (status, body) = post(b.http, "/v1/join", &format!("[\"127.0.0.1:{seed}\"]"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["contacted"], 1);
+    eventually("2 members", || a.members().len() == 2);
+    // GET /v1/events on a, then POST /v1/broadcast on b.
+    let mut sse = std::net::TcpStream::connect(a.http).unwrap();
+    write!(sse, "GET /v1/events HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    sse.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut reader = BufReader::new(sse);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("200"), "{line}");
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, _) = post(b.http, "/v1/broadcast", "hello over sse");
+    assert_eq!(status, 200);
+    let mut seen = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            panic!("stream ended: {seen:?}");
+        }
+        seen.push(line.trim_end().to_owned());
+        if line.starts_with("data:") && line.contains("hello over sse") {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l == "event: message"), "{seen:?}");
+    // POST /v1/leave: b leaves, a sees it left.
+    let (status, body) = post(b.http, "/v1/leave", "");
+    assert_eq!(status, 200, "{body}");
+    eventually("e2 left", || a.members().iter().any(|x| x["name"] == "e2" && x["state"] == "left"));
+}
