@@ -237,3 +237,37 @@ fn post_join_broadcast_leave_and_server_sent_events() {
     assert_eq!(status, 200, "{body}");
     eventually("e2 left", || a.members().iter().any(|x| x["name"] == "e2" && x["state"] == "left"));
 }
+
+#[test]
+fn agent_reads_a_toml_config_file() {
+    let dir = std::env::temp_dir().join(format!("memberlist-agent-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("agent.toml");
+    let (port, http) = (free_port(), free_port());
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"from-file\"\nbind = \"127.0.0.1:{port}\"\nhttp = \"127.0.0.1:{http}\"\nconfig = \"local\"\nmeta = [\"zone=a\"]\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin())
+        .args(["agent", "--config-file", file.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = Agent { child, http: format!("127.0.0.1:{http}").parse().unwrap() };
+    eventually("the API", || std::net::TcpStream::connect(agent.http).is_ok());
+    let me: Value = serde_json::from_str(&agent.get("/v1/self", None).1).unwrap();
+    assert_eq!(
+        (me["name"].as_str(), me["meta"].as_str(), me["port"].as_u64()),
+        (Some("from-file"), Some("zone=a"), Some(u64::from(port)))
+    );
+    // An unknown key in the file is an error, not ignored.
+    std::fs::write(&file, "nmae = \"typo\"\n").unwrap();
+    let out = Command::new(bin()).args(["agent", "--config-file", file.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"), "{}", String::from_utf8_lossy(&out.stderr));
+}
