@@ -55,6 +55,7 @@ struct Shared {
     local: RwLock<Option<Member>>,
     health: RwLock<u32>,
     queued: RwLock<(usize, usize)>,
+    stats: RwLock<memberlist_proto::Stats>,
 }
 
 /// A running memberlist node. Cheap to clone; every clone controls the same node.
@@ -150,6 +151,7 @@ impl Memberlist {
             local: RwLock::new(ep.local_member()),
             health: RwLock::new(0),
             queued: RwLock::new((0, 0)),
+            stats: RwLock::new(memberlist_proto::Stats::default()),
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
@@ -345,6 +347,11 @@ impl Memberlist {
     /// The Lifeguard health score, 0 being healthy (Go's `GetHealthScore`).
     pub fn health_score(&self) -> u32 {
         self.shared.health.read().map(|h| *h).unwrap_or(0)
+    }
+
+    /// The protocol's counters (datagrams, drops by reason, messages applied, probes, …).
+    pub fn stats(&self) -> memberlist_proto::Stats {
+        self.shared.stats.read().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Broadcasts waiting to be sent: (memberlist's own, the application's).
@@ -645,6 +652,9 @@ impl Driver {
         }
         if let Ok(mut q) = self.shared.queued.write() {
             *q = self.ep.queued_broadcasts();
+        }
+        if let Ok(mut st) = self.shared.stats.write() {
+            st.clone_from(self.ep.stats());
         }
         if std::time::Instant::now() >= self.next_publish {
             self.next_publish = std::time::Instant::now() + Duration::from_secs(1);

@@ -54,7 +54,7 @@ impl NetTransport {
         for _ in 0..10 {
             let tcp = TcpListener::bind(addr).await?;
             let port = tcp.local_addr()?.port();
-            match UdpSocket::bind(SocketAddr::new(addr.ip(), port)).await {
+            match bind_udp(SocketAddr::new(addr.ip(), port)) {
                 Ok(udp) => return Ok(NetTransport { udp, tcp }),
                 Err(e) if addr.port() == 0 => last = Some(e),
                 Err(e) => return Err(e),
@@ -62,6 +62,23 @@ impl NetTransport {
         }
         Err(last.unwrap_or_else(|| io::Error::other("no port free for both UDP and TCP")))
     }
+}
+
+/// Go's `udpRecvBufSize`: the receive buffer asked for, halved until the kernel accepts it.
+const UDP_RECV_BUF_SIZE: usize = 2 * 1024 * 1024;
+
+/// Binds a UDP socket with a large receive buffer, as Go's `NetTransport` does, so that bursts
+/// queue in the kernel instead of being dropped there.
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let mut size = UDP_RECV_BUF_SIZE;
+    while size >= 64 * 1024 && sock.set_recv_buffer_size(size).is_err() {
+        size /= 2;
+    }
+    sock.bind(&addr.into())?;
+    sock.set_nonblocking(true)?;
+    UdpSocket::from_std(sock.into())
 }
 
 impl Transport for NetTransport {

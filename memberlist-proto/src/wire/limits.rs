@@ -10,8 +10,12 @@ pub struct Limits {
     pub max_push_state_bytes: u32,
     /// Longest user message on a stream (Go: 20 MiB).
     pub max_user_msg_bytes: u32,
-    /// Most bytes an LZW payload may decompress to (Go: 40 MiB).
+    /// Most bytes an LZW payload of a stream may decompress to (Go: 40 MiB).
     pub max_decompressed_bytes: usize,
+    /// Most bytes an LZW payload of a datagram may decompress to. Go applies its 40 MiB stream
+    /// limit here too, which lets one 40 KB datagram cost the receiver 40 MB of decompression;
+    /// real datagrams decompress to a few KiB, so 1 MiB bounds that amplification.
+    pub max_packet_decompressed_bytes: usize,
     /// Longest encrypted stream frame (Go: 20 MiB).
     pub max_encrypted_stream_bytes: u32,
     /// Most bytes a plaintext stream message may occupy in total. Go has no such limit; it
@@ -37,6 +41,7 @@ impl Default for Limits {
             max_push_state_bytes: MAX_PUSH_STATE_BYTES,
             max_user_msg_bytes: MAX_USER_MSG_BYTES,
             max_decompressed_bytes: MAX_DECOMPRESSED_BYTES,
+            max_packet_decompressed_bytes: 1024 * 1024,
             max_encrypted_stream_bytes: MAX_ENCRYPTED_STREAM_BYTES,
             max_stream_bytes: 64 * 1024 * 1024,
         }

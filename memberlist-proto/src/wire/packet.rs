@@ -75,7 +75,8 @@ impl Payload {
             let parts = c.parts.iter().map(|p| Self::decode_nested(p, limits, depth + 1)).collect();
             Ok(Payload::Compound(CompoundPayload { lengths: c.lengths, parts, truncated: c.truncated }))
         } else if t == MessageType::Compress as u8 {
-            let (compress, decompressed) = decompress_body(&mut Reader::new(body), limits.max_decompressed_bytes)?;
+            let limit = limits.max_packet_decompressed_bytes.min(limits.max_decompressed_bytes);
+            let (compress, decompressed) = decompress_body(&mut Reader::new(body), limit)?;
             let inner = Box::new(Self::decode_nested(&decompressed, limits, depth + 1)?);
             Ok(Payload::Compressed(CompressedPayload { compress, decompressed, inner }))
         } else {
