@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::transport::{BoxConn, BoxFuture, Transport};
+use crate::transport::{recv_queued, BoxConn, BoxFuture, DatagramQueue, Transport};
 
 /// First byte of a connection that carries datagrams.
 const DATAGRAM_STREAM: u8 = 0xF5;
@@ -29,7 +29,7 @@ const MAX_DATAGRAM: usize = 65_536;
 pub struct TcpOnlyTransport {
     addr: SocketAddr,
     outgoing: Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>,
-    datagrams: tokio::sync::Mutex<mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>>,
+    datagrams: DatagramQueue,
     streams: tokio::sync::Mutex<mpsc::UnboundedReceiver<(BoxConn, SocketAddr)>>,
     acceptor: tokio::task::JoinHandle<()>,
 }
@@ -161,13 +161,7 @@ impl Transport for TcpOnlyTransport {
     }
 
     fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>> {
-        Box::pin(async move {
-            let mut rx = self.datagrams.lock().await;
-            let (data, from) = rx.recv().await.ok_or_else(|| io::Error::other("transport closed"))?;
-            let n = data.len().min(buf.len());
-            buf[..n].copy_from_slice(&data[..n]);
-            Ok((n, from))
-        })
+        Box::pin(recv_queued(&self.datagrams, buf))
     }
 
     fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>> {

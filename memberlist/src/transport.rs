@@ -110,6 +110,18 @@ impl Transport for NetTransport {
     }
 }
 
+/// Datagrams handed over through a channel, as in-process transports receive them.
+pub(crate) type DatagramQueue = tokio::sync::Mutex<mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>>;
+
+/// Receives the next queued datagram into `buf` (truncating, like a UDP socket).
+pub(crate) async fn recv_queued(queue: &DatagramQueue, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    let mut rx = queue.lock().await;
+    let (data, from) = rx.recv().await.ok_or_else(|| io::Error::other("transport closed"))?;
+    let n = data.len().min(buf.len());
+    buf[..n].copy_from_slice(&data[..n]);
+    Ok((n, from))
+}
+
 struct Port {
     datagrams: mpsc::UnboundedSender<(Vec<u8>, SocketAddr)>,
     streams: mpsc::UnboundedSender<(DuplexStream, SocketAddr)>,
@@ -164,7 +176,7 @@ impl MemoryNetwork {
 pub struct MemoryTransport {
     addr: SocketAddr,
     net: MemoryNetwork,
-    datagrams: tokio::sync::Mutex<mpsc::UnboundedReceiver<(Vec<u8>, SocketAddr)>>,
+    datagrams: DatagramQueue,
     streams: tokio::sync::Mutex<mpsc::UnboundedReceiver<(DuplexStream, SocketAddr)>>,
 }
 
@@ -188,13 +200,7 @@ impl Transport for MemoryTransport {
     }
 
     fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>> {
-        Box::pin(async move {
-            let mut rx = self.datagrams.lock().await;
-            let (data, from) = rx.recv().await.ok_or_else(|| io::Error::other("network gone"))?;
-            let n = data.len().min(buf.len());
-            buf[..n].copy_from_slice(&data[..n]);
-            Ok((n, from))
-        })
+        Box::pin(recv_queued(&self.datagrams, buf))
     }
 
     fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>> {
