@@ -1,6 +1,7 @@
 //! `memberlist`: the command-line face of memberlist-rs.
 
 mod agent;
+mod bench;
 mod decode;
 mod demo;
 mod http;
@@ -36,6 +37,8 @@ enum Command {
     Keygen,
     /// Run a simulator scenario.
     Sim(sim::SimArgs),
+    /// Time joins and crash detection of real Rust nodes and real Go memberlist peers.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Sim(args) => sim::run(&args),
+        Command::Bench(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(bench::run(&args))),
     };
     match result {
         Ok(code) => code,
