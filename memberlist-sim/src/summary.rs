@@ -92,7 +92,17 @@ pub fn render(scenario: &Scenario, seed: u64, sim: &Sim, outcomes: &[(Step, Outc
         let _ = writeln!(out, "awareness_mean={mean:.3} awareness_max={max}");
     }
     let _ = writeln!(out, "virtual_time_s={:.1} wall_time_s={:.2}", virtual_secs, wall.as_secs_f64());
+    if let Some(peak) = peak_rss_kib() {
+        let _ = writeln!(out, "peak_rss_mib={:.1} rss_per_node_kib={:.1}", peak as f64 / 1024.0, peak as f64 / n);
+    }
     let _ = write!(out, "trace_hash={:016x}", sim.trace_hash());
     let _ = Recorder::d;
     out
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
