@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::transport::{recv_queued, BoxConn, BoxFuture, DatagramQueue, Transport};
+use crate::transport::{connect_tcp, recv_queued, BoxConn, BoxFuture, DatagramQueue, Transport};
 
 /// First byte of a connection that carries datagrams.
 const DATAGRAM_STREAM: u8 = 0xF5;
@@ -165,11 +165,7 @@ impl Transport for TcpOnlyTransport {
     }
 
     fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>> {
-        Box::pin(async move {
-            let s = TcpStream::connect(to).await?;
-            let _ = s.set_nodelay(true);
-            Ok(Box::new(s) as BoxConn)
-        })
+        Box::pin(connect_tcp(to))
     }
 
     fn accept(&self) -> BoxFuture<'_, io::Result<(BoxConn, SocketAddr)>> {

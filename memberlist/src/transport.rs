@@ -95,11 +95,7 @@ impl Transport for NetTransport {
     }
 
     fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>> {
-        Box::pin(async move {
-            let s = TcpStream::connect(to).await?;
-            let _ = s.set_nodelay(true);
-            Ok(Box::new(s) as BoxConn)
-        })
+        Box::pin(connect_tcp(to))
     }
 
     fn accept(&self) -> BoxFuture<'_, io::Result<(BoxConn, SocketAddr)>> {
@@ -108,6 +104,13 @@ impl Transport for NetTransport {
             Ok((Box::new(s) as BoxConn, peer))
         })
     }
+}
+
+/// Opens a TCP stream with Nagle off (memberlist writes whole messages at once).
+pub(crate) async fn connect_tcp(to: SocketAddr) -> io::Result<BoxConn> {
+    let s = TcpStream::connect(to).await?;
+    let _ = s.set_nodelay(true);
+    Ok(Box::new(s) as BoxConn)
 }
 
 /// Datagrams handed over through a channel, as in-process transports receive them.
