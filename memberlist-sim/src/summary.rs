@@ -31,8 +31,7 @@ pub fn render(scenario: &Scenario, seed: u64, sim: &Sim, outcomes: &[(Step, Outc
             Outcome::FirstDetections(v) if !v.is_empty() => {
                 let mean = v.iter().map(Duration::as_secs_f64).sum::<f64>() / v.len() as f64;
                 let max = v.iter().map(Duration::as_secs_f64).fold(0.0, f64::max);
-                let n = scenario.nodes as f64;
-                let swim = 1.0 / (1.0 - (1.0 - 1.0 / n).powf(n - 1.0));
+                let swim = crate::scenario::swim_expected_periods(scenario.nodes);
                 let periods = crate::scenario::detection_periods(v, scenario.config().probe_interval);
                 let _ = writeln!(
                     out,

@@ -24,8 +24,12 @@ fn the_same_seed_replays_the_same_trace() {
 }
 
 #[test]
-fn a_thousand_nodes_converge_and_detect_a_crash_without_false_deaths() {
-    let sc = Scenario::builtin("bootstrap-crash", 1000).unwrap();
+fn a_thousand_nodes_converge_detect_a_crash_without_false_deaths_and_match_swims_first_detection() {
+    // One bootstrap serves both checks: it is most of the cost at this size.
+    let n = 1000;
+    let mut sc = Scenario::builtin("bootstrap-crash", n).unwrap();
+    let (crashes, batch) = (400, 20);
+    sc.steps.push(Step::FirstDetection { crashes, batch });
     let (sim, outcomes) = run(&sc, 1);
     let converged = outcomes.iter().find_map(|(_, o)| match o {
         Outcome::Converged(d) => Some(*d),
@@ -39,9 +43,29 @@ fn a_thousand_nodes_converge_and_detect_a_crash_without_false_deaths() {
     let detected = detected.flatten().expect("crash detected by every node");
     // LAN formula at n = 1000: min suspicion 12 s; detection completes well within max (72 s).
     assert!(detected < Duration::from_secs(30), "{detected:?}");
-    let crash = sim.rec.crashes.values().next().unwrap();
+    let crashed = outcomes.iter().find_map(|(_, o)| match o {
+        Outcome::Crashed(v) => v.first().copied(),
+        _ => None,
+    });
+    let crash = &sim.rec.crashes[&crashed.expect("one node crashed")];
     assert_eq!(crash.dead_at, 999);
-    assert_eq!(sim.rec.false_deaths, 0);
+    assert_eq!(sim.rec.false_deaths, 0, "no false death, also while 400 members crashed and restarted");
+
+    // B1: SWIM's first detection. Measured (seed 1) 1.565 periods with batch 10 against
+    // 1/(1 − (1 − 1/n)^(n−1)) = 1.582; the standard error of a 400-sample mean is ~0.05, so ±10 %
+    // (±0.16) is over three standard errors.
+    let samples = outcomes
+        .iter()
+        .find_map(|(_, o)| match o {
+            Outcome::FirstDetections(v) => Some(v.clone()),
+            _ => None,
+        })
+        .expect("first detections measured");
+    assert_eq!(samples.len(), crashes);
+    let periods = scenario::detection_periods(&samples, Config::lan("x").probe_interval);
+    let expected = scenario::swim_expected_periods(n);
+    eprintln!("first detection: {periods:.3} periods over {} crashes, SWIM expects {expected:.3}", samples.len());
+    assert!((periods - expected).abs() <= 0.1 * expected, "{periods:.3} vs {expected:.3}");
 }
 
 fn partition_scenario(n: usize, auto_rejoin: Option<f64>) -> Scenario {
