@@ -138,6 +138,10 @@ func main() {
 	gossipInterval := flag.Duration("gossip-interval", 0, "GossipInterval override")
 	pushPull := flag.Duration("pushpull-interval", 0, "PushPullInterval override")
 	suspicionMult := flag.Int("suspicion-mult", 0, "SuspicionMult override")
+	toTheDead := flag.Duration("gossip-to-the-dead", 0, "GossipToTheDeadTime override")
+	interval := flag.Duration("interval", 0, "emit a members event this often (0: only on request)")
+	udpDrop := flag.Float64("udp-drop", 0, "drop this fraction of UDP datagrams each way")
+	udpDelay := flag.Duration("udp-delay", 0, "delay UDP datagrams this long each way")
 	flag.Parse()
 	self = *name
 
@@ -184,6 +188,9 @@ func main() {
 	if *suspicionMult > 0 {
 		cfg.SuspicionMult = *suspicionMult
 	}
+	if *toTheDead > 0 {
+		cfg.GossipToTheDeadTime = *toTheDead
+	}
 	if *key != "" {
 		k, err := base64.StdEncoding.DecodeString(*key)
 		if err != nil {
@@ -196,6 +203,8 @@ func main() {
 		log.Fatalf("transport: %v", err)
 	}
 	cfg.Transport = transport
+	transport.dropPermille.Store(int32(*udpDrop * 1000))
+	transport.delayMicros.Store(udpDelay.Microseconds())
 	if port == 0 {
 		cfg.BindPort = transport.GetAutoBindPort()
 		cfg.AdvertisePort = cfg.BindPort
@@ -211,6 +220,13 @@ func main() {
 	d.queue = &memberlist.TransmitLimitedQueue{NumNodes: m.NumMembers, RetransmitMult: cfg.RetransmitMult}
 	ln := m.LocalNode()
 	emit("ready", map[string]any{"addr": ln.Addr.String(), "port": ln.Port})
+	if *interval > 0 {
+		go func() {
+			for range time.Tick(*interval) {
+				emit("members", map[string]any{"members": table(m), "num_alive": m.NumMembers(), "health": m.GetHealthScore()})
+			}
+		}()
+	}
 	if *join != "" {
 		n, err := m.Join(strings.Split(*join, ","))
 		emit("joined", map[string]any{"contacted": n, "err": fmt.Sprint(err)})
@@ -280,6 +296,13 @@ func main() {
 				transport.dropPermille.Store(int32(f * 1000))
 			}
 			emit("knob", map[string]any{"udp_drop": f, "err": fmt.Sprint(err)})
+		case "udp-delay":
+			// udp-delay <duration>, e.g. 50ms
+			d, err := time.ParseDuration(strings.TrimSpace(fields[1]))
+			if err == nil {
+				transport.delayMicros.Store(d.Microseconds())
+			}
+			emit("knob", map[string]any{"udp_delay": d.String(), "err": fmt.Sprint(err)})
 		case "quit", "shutdown":
 			_ = m.Shutdown()
 			emit("bye", nil)

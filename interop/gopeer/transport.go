@@ -10,11 +10,17 @@ import (
 )
 
 // dropTransport wraps memberlist's NetTransport and drops a fraction of UDP datagrams in both
-// directions (streams are untouched), to exercise the TCP fallback ping.
+// directions (streams are untouched), to exercise the TCP fallback ping, and delays the others
+// in both directions (the round trip grows by twice the delay) where the kernel has no netem.
 type dropTransport struct {
 	*memberlist.NetTransport
 	dropPermille atomic.Int32
+	delayMicros  atomic.Int64
 	packets      chan *memberlist.Packet
+}
+
+func (t *dropTransport) delay() time.Duration {
+	return time.Duration(t.delayMicros.Load()) * time.Microsecond
 }
 
 func newDropTransport(host string, port int) (*dropTransport, error) {
@@ -26,6 +32,11 @@ func newDropTransport(host string, port int) (*dropTransport, error) {
 	go func() {
 		for p := range nt.PacketCh() {
 			if t.dropped() {
+				continue
+			}
+			if d := t.delay(); d > 0 {
+				p := p
+				time.AfterFunc(d, func() { t.packets <- p })
 				continue
 			}
 			t.packets <- p
@@ -45,11 +56,21 @@ func (t *dropTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	if t.dropped() {
 		return time.Now(), nil
 	}
+	if d := t.delay(); d > 0 {
+		buf := append([]byte(nil), b...)
+		time.AfterFunc(d, func() { _, _ = t.NetTransport.WriteTo(buf, addr) })
+		return time.Now(), nil
+	}
 	return t.NetTransport.WriteTo(b, addr)
 }
 
 func (t *dropTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	if t.dropped() {
+		return time.Now(), nil
+	}
+	if d := t.delay(); d > 0 {
+		buf := append([]byte(nil), b...)
+		time.AfterFunc(d, func() { _, _ = t.NetTransport.WriteToAddress(buf, a) })
 		return time.Now(), nil
 	}
 	return t.NetTransport.WriteToAddress(b, a)

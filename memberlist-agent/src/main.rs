@@ -7,6 +7,7 @@ mod demo;
 mod http;
 mod keys;
 mod members;
+mod peer;
 mod sim;
 
 use std::process::ExitCode;
@@ -39,6 +40,10 @@ enum Command {
     Sim(sim::SimArgs),
     /// Time joins and crash detection of real Rust nodes and real Go memberlist peers.
     Bench(bench::BenchArgs),
+    /// One node driven by line commands on stdin, reporting JSON lines on stdout (the Rust twin
+    /// of the Go test peer, for fault tests).
+    #[command(hide = true)]
+    Peer(Box<peer::PeerArgs>),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Sim(args) => sim::run(&args),
+        Command::Peer(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(peer::run(*args))),
         Command::Bench(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(bench::run(&args))),
     };
     match result {

@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod delegate;
+mod faults;
 mod handoff;
 mod metrics;
 mod node;
@@ -53,6 +54,7 @@ mod tcp_only;
 mod transport;
 
 pub use delegate::Delegate;
+pub use faults::{Faults, FaultyTransport};
 pub use memberlist_proto::state::broadcast::TransmitLimitedQueue;
 pub use memberlist_proto::{self as proto, wire, Config, Event, Hooks, Member, NodeState};
 pub use node::{Events, Memberlist};
