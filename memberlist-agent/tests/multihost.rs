@@ -106,13 +106,15 @@ fn loss_and_delay(tag: &str, mixed: bool) {
     std::thread::sleep(Duration::from_secs(60));
     let during = suspicions(&c.all());
     let inc = c.inc_at(1, 3);
+    let dropped = c.hosts.dropped(3);
+    assert!(dropped > 100, "the loss rules work: {dropped} packets dropped");
     c.hosts.clear(3);
     c.delay(3, 0);
     assert!(wait_until(Duration::from_secs(20), || c.all_see(&[1, 2, 3, 4])), "converged after: {}", c.views());
     let dead = deaths(&c.all());
     eprintln!(
-        "[{}] 30% loss + 50 ms on host 3 for 60 s: {during} suspicion episodes, node-3 incarnation at node-1 {inc}, \
-         deaths {dead:?}",
+        "[{}] 30% loss + 50 ms on host 3 for 60 s: {dropped} packets dropped by nft, {during} suspicion \
+         episodes, node-3 incarnation at node-1 {inc}, deaths {dead:?}",
         label(mixed)
     );
     assert!(dead.is_empty(), "no false death: {dead:?}");
@@ -195,10 +197,15 @@ fn one_way(tag: &str, mixed: bool) {
     c.hosts.deaf_to(3, &[1]);
     std::thread::sleep(Duration::from_secs(40));
     let during = suspicions(&c.all());
+    let dropped = c.hosts.dropped(3);
+    assert!(dropped > 10, "the cut works: {dropped} packets from host 1 dropped at host 3");
     c.hosts.heal();
     assert!(wait_until(Duration::from_secs(20), || c.all_see(&[1, 2, 3, 4])), "converged after: {}", c.views());
     let dead = deaths(&c.all());
-    eprintln!("[{}] one-way cut 1 -> 3 for 40 s: {during} suspicion episodes, deaths {dead:?}", label(mixed));
+    eprintln!(
+        "[{}] one-way cut 1 -> 3 for 40 s: {dropped} packets dropped, {during} suspicion episodes, deaths {dead:?}",
+        label(mixed)
+    );
     assert!(dead.is_empty(), "no false death: {dead:?}");
 }
 

@@ -226,8 +226,8 @@ impl Hosts {
             i,
             &format!(
                 "table inet mlt {{\n chain in {{ type filter hook input priority 0; policy accept; \
-                 numgen random mod 100 < {percent} drop; }}\n chain out {{ type filter hook output priority 0; \
-                 policy accept; numgen random mod 100 < {percent} drop; }}\n}}\n"
+                 numgen random mod 100 < {percent} counter drop; }}\n chain out {{ type filter hook output priority 0; \
+                 policy accept; numgen random mod 100 < {percent} counter drop; }}\n}}\n"
             ),
         );
     }
@@ -240,7 +240,7 @@ impl Hosts {
             i,
             &format!(
                 "table inet mlt {{\n chain in {{ type filter hook input priority 0; policy accept; \
-                 ip saddr {{ {} }} drop; }}\n}}\n",
+                 ip saddr {{ {} }} counter drop; }}\n}}\n",
                 set.join(", ")
             ),
         );
@@ -254,6 +254,17 @@ impl Hosts {
         for &i in b {
             self.deaf_to(i, a);
         }
+    }
+
+    /// Packets host i's rules dropped so far.
+    pub fn dropped(&self, i: usize) -> u64 {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(i), "nft", "list", "table", "inet", "mlt"])
+            .output()
+            .expect("nft runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        words.windows(2).filter(|w| w[0] == "packets").filter_map(|w| w[1].parse::<u64>().ok()).sum()
     }
 
     /// Removes host i's rules.
