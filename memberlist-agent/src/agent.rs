@@ -42,6 +42,10 @@ pub struct AgentArgs {
     /// Cluster label.
     #[arg(long)]
     label: Option<String>,
+    /// Every this many seconds, re-join a seed or a reaped member not seen alive, so the halves
+    /// of a long partition find each other again (off by default, as in Go).
+    #[arg(long, value_name = "SECS")]
+    rejoin_interval: Option<u64>,
     /// Node metadata entries K=V; repeatable.
     #[arg(long = "meta", value_name = "K=V")]
     meta: Vec<String>,
@@ -72,6 +76,7 @@ struct FileConfig {
     #[serde(default)]
     keys: Vec<String>,
     label: Option<String>,
+    rejoin_interval: Option<u64>,
     #[serde(default)]
     meta: Vec<String>,
     http: Option<SocketAddr>,
@@ -147,6 +152,11 @@ pub async fn run(args: AgentArgs) -> Result<ExitCode> {
     }
     if let Some(l) = args.label.or(file.label) {
         opts = opts.label(l);
+    }
+    match args.rejoin_interval.or(file.rejoin_interval) {
+        Some(0) => bail!("--rejoin-interval must be at least 1 second"),
+        Some(s) => opts.config.auto_rejoin_interval = Some(Duration::from_secs(s)),
+        None => {}
     }
     let keys = if args.keys.is_empty() { file.keys } else { args.keys };
     if let Some((first, rest)) = keys.split_first() {

@@ -116,3 +116,11 @@ fn samples_all_decode() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("25 samples captured from Go memberlist decoded, 0 failed"));
 }
+
+#[test]
+fn agent_refuses_a_zero_rejoin_interval() {
+    let out = memberlist(&["agent", "--rejoin-interval", "0", "--bind", "127.0.0.1:0", "--http", "127.0.0.1:0"], None);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--rejoin-interval must be at least 1 second"), "{err}");
+}
