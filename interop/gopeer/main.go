@@ -123,6 +123,13 @@ func table(m *memberlist.Memberlist) []map[string]any {
 	return rows
 }
 
+func membersEvent(m *memberlist.Memberlist, t *dropTransport) map[string]any {
+	return map[string]any{
+		"members": table(m), "num_alive": m.NumMembers(), "health": m.GetHealthScore(),
+		"sent_packets": t.sentPackets.Load(), "sent_bytes": t.sentBytes.Load(), "stream_sent_bytes": t.streamBytes.Load(),
+	}
+}
+
 func main() {
 	name := flag.String("name", "go", "node name")
 	bind := flag.String("bind", "127.0.0.1:0", "bind host:port")
@@ -223,7 +230,7 @@ func main() {
 	if *interval > 0 {
 		go func() {
 			for range time.Tick(*interval) {
-				emit("members", map[string]any{"members": table(m), "num_alive": m.NumMembers(), "health": m.GetHealthScore()})
+				emit("members", membersEvent(m, transport))
 			}
 		}()
 	}
@@ -237,7 +244,7 @@ func main() {
 		fields := strings.SplitN(strings.TrimSpace(sc.Text()), " ", 3)
 		switch fields[0] {
 		case "members":
-			emit("members", map[string]any{"members": table(m), "num_alive": m.NumMembers(), "health": m.GetHealthScore()})
+			emit("members", membersEvent(m, transport))
 		case "join":
 			n, err := m.Join(strings.Split(fields[1], ","))
 			emit("joined", map[string]any{"contacted": n, "err": fmt.Sprint(err)})

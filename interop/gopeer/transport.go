@@ -17,6 +17,31 @@ type dropTransport struct {
 	dropPermille atomic.Int32
 	delayMicros  atomic.Int64
 	packets      chan *memberlist.Packet
+	streams      chan net.Conn
+	// What this node sent, for benchmarks: UDP datagrams and bytes, TCP bytes (both directions
+	// of connections count only what this node wrote).
+	sentPackets atomic.Int64
+	sentBytes   atomic.Int64
+	streamBytes atomic.Int64
+}
+
+// countingConn counts the bytes written to a stream.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (t *dropTransport) StreamCh() <-chan net.Conn { return t.streams }
+
+func (t *dropTransport) sent(n int) {
+	t.sentPackets.Add(1)
+	t.sentBytes.Add(int64(n))
 }
 
 func (t *dropTransport) delay() time.Duration {
@@ -28,7 +53,12 @@ func newDropTransport(host string, port int) (*dropTransport, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &dropTransport{NetTransport: nt, packets: make(chan *memberlist.Packet, 1024)}
+	t := &dropTransport{NetTransport: nt, packets: make(chan *memberlist.Packet, 1024), streams: make(chan net.Conn)}
+	go func() {
+		for c := range nt.StreamCh() {
+			t.streams <- countingConn{c, &t.streamBytes}
+		}
+	}()
 	go func() {
 		for p := range nt.PacketCh() {
 			if t.dropped() {
@@ -56,6 +86,7 @@ func (t *dropTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	if t.dropped() {
 		return time.Now(), nil
 	}
+	t.sent(len(b))
 	if d := t.delay(); d > 0 {
 		buf := append([]byte(nil), b...)
 		time.AfterFunc(d, func() { _, _ = t.NetTransport.WriteTo(buf, addr) })
@@ -68,6 +99,7 @@ func (t *dropTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Tim
 	if t.dropped() {
 		return time.Now(), nil
 	}
+	t.sent(len(b))
 	if d := t.delay(); d > 0 {
 		buf := append([]byte(nil), b...)
 		time.AfterFunc(d, func() { _, _ = t.NetTransport.WriteToAddress(buf, a) })
@@ -77,5 +109,17 @@ func (t *dropTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Tim
 }
 
 func (t *dropTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	return t.NetTransport.DialAddressTimeout(a, timeout)
+	c, err := t.NetTransport.DialAddressTimeout(a, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, &t.streamBytes}, nil
+}
+
+func (t *dropTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	c, err := t.NetTransport.DialTimeout(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{c, &t.streamBytes}, nil
 }

@@ -1,10 +1,21 @@
 //! `memberlist bench`: the same cluster work done by real Rust nodes and by real Go memberlist
-//! peers (interop/bin/gopeer) on loopback with the same preset — join convergence and
-//! crash detection (kill → first suspect → dead everywhere) — for BENCHMARKS.md.
+//! peers (interop/bin/gopeer) on loopback with the same LAN preset, for BENCHMARKS.md.
 //!
-//! Rust nodes run many per process (this one); Go peers run one per process.
+//! Three ways to run a cluster of N nodes:
+//! - `rust`: N memberlist-rs nodes inside this process;
+//! - `rust-procs`: N `memberlist peer` processes, one node each;
+//! - `go`: N Go peers (HashiCorp memberlist v0.7.0), one node each.
+//!
+//! For each: join convergence (all see all, from the first join); steady-state cost per node
+//! over a quiet window (CPU share of a core, RSS, UDP packets and bytes sent per second, TCP
+//! bytes sent per second); then `kills` crashes one after another (SIGKILL, or shutdown without
+//! leaving in-process), each timed from the kill to the first suspicion anywhere and to dead
+//! everywhere, with a fresh node joining after each so N stays the same; false deaths are any
+//! other node ever shown dead.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -12,102 +23,89 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use memberlist::{Memberlist, NodeState, Options};
+use serde_json::Value;
+
+use crate::svg;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Cluster sizes to measure, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "10")]
     nodes: Vec<usize>,
-    /// Crashes to time per size.
-    #[arg(long, default_value_t = 3)]
+    /// Crashes to time per size (a fresh node replaces each).
+    #[arg(long, default_value_t = 20)]
     kills: usize,
-    /// Which implementation: rust, go or both.
-    #[arg(long, default_value = "both")]
-    implementation: String,
+    /// Seconds of quiet steady state over which CPU, memory and traffic are measured.
+    #[arg(long, default_value_t = 60)]
+    steady_secs: u64,
+    /// Which clusters: rust, rust-procs, go (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "rust,rust-procs,go")]
+    implementation: Vec<String>,
     /// The Go peer binary.
     #[arg(long, default_value = "interop/bin/gopeer")]
     gopeer: std::path::PathBuf,
+    /// Write the distribution of kill → dead everywhere as an SVG chart here.
+    #[arg(long)]
+    svg: Option<std::path::PathBuf>,
+    /// A quick check that everything runs: 4 nodes, 1 kill, 2 s of steady state.
+    #[arg(long)]
+    smoke: bool,
 }
 
-#[derive(Debug, Default)]
-struct Figures {
-    converge: Duration,
-    suspect: Vec<Duration>,
-    dead: Vec<Duration>,
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Rust,
+    RustProcs,
+    Go,
 }
 
-fn median(v: &[Duration]) -> f64 {
-    let mut s: Vec<f64> = v.iter().map(Duration::as_secs_f64).collect();
-    s.sort_by(f64::total_cmp);
-    if s.is_empty() {
-        return f64::NAN;
+impl Kind {
+    fn parse(s: &str) -> Result<Kind> {
+        Ok(match s {
+            "rust" => Kind::Rust,
+            "rust-procs" => Kind::RustProcs,
+            "go" => Kind::Go,
+            other => bail!("--implementation takes rust, rust-procs or go, not {other:?}"),
+        })
     }
-    s[s.len() / 2]
-}
 
-fn max(v: &[Duration]) -> f64 {
-    v.iter().map(Duration::as_secs_f64).fold(0.0, f64::max)
-}
-
-async fn bench_rust(n: usize, kills: usize) -> Result<Figures> {
-    let mut nodes = Vec::new();
-    for i in 0..n {
-        nodes.push(Memberlist::create(Options::lan(format!("r{i}"))).await?);
-    }
-    let start = Instant::now();
-    let seed = nodes[0].advertise_addr();
-    for node in &nodes[1..] {
-        node.join(&[seed]).await?;
-    }
-    while !nodes.iter().all(|x| x.num_members() == n) {
-        if start.elapsed() > Duration::from_secs(120) {
-            bail!("rust: no convergence at {n}");
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Rust => "Rust, N nodes in one process",
+            Kind::RustProcs => "Rust, one process per node",
+            Kind::Go => "Go v0.7.0, one process per node",
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut f = Figures { converge: start.elapsed(), ..Figures::default() };
-    for k in 0..kills.min(n - 2) {
-        let victim = nodes.pop().context("a node to kill")?;
-        let name = victim.name().to_owned();
-        victim.shutdown();
-        let t0 = Instant::now();
-        let mut suspected = None;
-        loop {
-            let states: Vec<Option<NodeState>> =
-                nodes.iter().map(|x| x.members().into_iter().find(|m| m.name == name).map(|m| m.state)).collect();
-            if suspected.is_none() && states.iter().any(|s| matches!(s, Some(NodeState::Suspect | NodeState::Dead))) {
-                suspected = Some(t0.elapsed());
-            }
-            if states.iter().all(|s| *s == Some(NodeState::Dead)) {
-                break;
-            }
-            if t0.elapsed() > Duration::from_secs(180) {
-                bail!("rust: kill {k} not detected");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        f.suspect.push(suspected.unwrap_or_default());
-        f.dead.push(t0.elapsed());
-    }
-    for x in &nodes {
-        x.shutdown();
-    }
-    Ok(f)
 }
 
-struct Peer {
+/// One node in its own process (Rust peer or Go peer), driven through stdin / stdout.
+struct Proc {
     child: Child,
     stdin: ChildStdin,
-    lines: mpsc::Receiver<serde_json::Value>,
+    lines: mpsc::Receiver<Value>,
+    addr: SocketAddr,
 }
 
-impl Peer {
-    fn spawn(bin: &std::path::Path, name: &str, join: Option<&str>) -> Result<(Peer, String)> {
-        let mut cmd = Command::new(bin);
-        cmd.args(["-name", name, "-bind", "127.0.0.1:0", "-config", "lan"]);
-        if let Some(j) = join {
-            cmd.args(["-join", j]);
-        }
+impl Proc {
+    fn spawn(kind: Kind, gopeer: &std::path::Path, name: &str, join: Option<SocketAddr>) -> Result<Proc> {
+        let mut cmd = match kind {
+            Kind::Go => {
+                let mut c = Command::new(gopeer);
+                c.args(["-name", name, "-bind", "127.0.0.1:0", "-config", "lan"]);
+                if let Some(j) = join {
+                    c.args(["-join", &j.to_string()]);
+                }
+                c
+            }
+            _ => {
+                let mut c = Command::new(std::env::current_exe().context("this executable")?);
+                c.args(["peer", "--name", name, "--bind", "127.0.0.1:0", "--config", "lan"]);
+                if let Some(j) = join {
+                    c.args(["--join", &j.to_string()]);
+                }
+                c
+            }
+        };
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
         let stdin = child.stdin.take().context("stdin")?;
         let stdout = child.stdout.take().context("stdout")?;
@@ -121,13 +119,13 @@ impl Peer {
                 }
             }
         });
-        let mut p = Peer { child, stdin, lines: rx };
+        let mut p = Proc { child, stdin, lines: rx, addr: "127.0.0.1:0".parse()? };
         let ready = p.wait("ready")?;
-        let addr = format!("{}:{}", ready["addr"].as_str().unwrap_or("127.0.0.1"), ready["port"]);
-        Ok((p, addr))
+        p.addr = format!("{}:{}", ready["addr"].as_str().unwrap_or("127.0.0.1"), ready["port"]).parse()?;
+        Ok(p)
     }
 
-    fn wait(&mut self, ev: &str) -> Result<serde_json::Value> {
+    fn wait(&mut self, ev: &str) -> Result<Value> {
         let end = Instant::now() + Duration::from_secs(30);
         while let Some(left) = end.checked_duration_since(Instant::now()) {
             let v = self.lines.recv_timeout(left)?;
@@ -135,115 +133,353 @@ impl Peer {
                 return Ok(v);
             }
         }
-        bail!("gopeer: no {ev} event")
-    }
-
-    /// (name, state) of every node in the Go node's own table.
-    fn table(&mut self) -> Result<Vec<(String, String)>> {
-        writeln!(self.stdin, "members")?;
-        let v = self.wait("members")?;
-        Ok(v["members"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|m| {
-                        (m["name"].as_str().unwrap_or("").to_owned(), m["state"].as_str().unwrap_or("").to_owned())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default())
+        bail!("peer: no {ev} event")
     }
 }
 
-impl Drop for Peer {
+impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn bench_go(bin: &std::path::Path, n: usize, kills: usize) -> Result<Figures> {
-    let (first, seed) = Peer::spawn(bin, "g0", None)?;
-    let start = Instant::now();
-    let mut peers = vec![first];
-    for i in 1..n {
-        peers.push(Peer::spawn(bin, &format!("g{i}"), Some(&seed))?.0);
+/// What one node reports: its table (name, state) and what it sent.
+#[derive(Default)]
+struct Report {
+    table: Vec<(String, NodeState)>,
+    sent: Traffic,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Traffic {
+    packets: u64,
+    bytes: u64,
+    stream_bytes: u64,
+}
+
+fn state_of(s: &str) -> NodeState {
+    match s {
+        "suspect" => NodeState::Suspect,
+        "dead" => NodeState::Dead,
+        "left" => NodeState::Left,
+        _ => NodeState::Alive,
     }
-    loop {
-        let mut all = true;
-        for p in &mut peers {
-            let t = p.table()?;
-            if t.iter().filter(|(_, s)| s == "alive").count() != n {
-                all = false;
-                break;
+}
+
+/// A cluster of one kind.
+struct Cluster {
+    kind: Kind,
+    gopeer: std::path::PathBuf,
+    inproc: Vec<Memberlist>,
+    procs: Vec<Proc>,
+    names: Vec<String>,
+    seed: Option<SocketAddr>,
+    next_id: usize,
+}
+
+impl Cluster {
+    fn new(kind: Kind, gopeer: &std::path::Path) -> Cluster {
+        Cluster {
+            kind,
+            gopeer: gopeer.to_path_buf(),
+            inproc: Vec::new(),
+            procs: Vec::new(),
+            names: Vec::new(),
+            seed: None,
+            next_id: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Starts one more node, joining the first.
+    async fn add(&mut self) -> Result<()> {
+        let prefix = match self.kind {
+            Kind::Rust => "r",
+            Kind::RustProcs => "p",
+            Kind::Go => "g",
+        };
+        let name = format!("{prefix}{}", self.next_id);
+        self.next_id += 1;
+        let addr = match self.kind {
+            Kind::Rust => {
+                let node = Memberlist::create(Options::lan(name.clone())).await?;
+                if let Some(s) = self.seed {
+                    node.join(&[s]).await?;
+                }
+                let a = node.advertise_addr();
+                self.inproc.push(node);
+                a
             }
-        }
-        if all {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(120) {
-            bail!("go: no convergence at {n}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+            kind => {
+                let (bin, name2, seed) = (self.gopeer.clone(), name.clone(), self.seed);
+                let p = tokio::task::spawn_blocking(move || Proc::spawn(kind, &bin, &name2, seed)).await??;
+                let a = p.addr;
+                self.procs.push(p);
+                a
+            }
+        };
+        self.seed.get_or_insert(addr);
+        self.names.push(name);
+        Ok(())
     }
+
+    /// Crashes node `i` (never the seed): SIGKILL, or shutdown without leaving.
+    fn kill(&mut self, i: usize) -> String {
+        match self.kind {
+            Kind::Rust => self.inproc.remove(i).shutdown(),
+            _ => drop(self.procs.remove(i)),
+        }
+        self.names.remove(i)
+    }
+
+    /// Every node's table and traffic.
+    fn reports(&mut self) -> Result<Vec<Report>> {
+        if self.kind == Kind::Rust {
+            return Ok(self
+                .inproc
+                .iter()
+                .map(|n| {
+                    let st = n.stats();
+                    Report {
+                        table: n.members().into_iter().map(|m| (m.name, m.state)).collect(),
+                        sent: Traffic {
+                            packets: st.packets_sent,
+                            bytes: st.bytes_sent,
+                            stream_bytes: st.stream_bytes_sent,
+                        },
+                    }
+                })
+                .collect());
+        }
+        for p in &mut self.procs {
+            writeln!(p.stdin, "members")?;
+        }
+        let mut out = Vec::new();
+        for p in &mut self.procs {
+            let v = p.wait("members")?;
+            let table = v["members"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|m| {
+                            (m["name"].as_str().unwrap_or("").to_owned(), state_of(m["state"].as_str().unwrap_or("")))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let sent = Traffic {
+                packets: v["sent_packets"].as_u64().unwrap_or(0),
+                bytes: v["sent_bytes"].as_u64().unwrap_or(0),
+                stream_bytes: v["stream_sent_bytes"].as_u64().unwrap_or(0),
+            };
+            out.push(Report { table, sent });
+        }
+        Ok(out)
+    }
+
+    /// CPU seconds used so far and resident memory now (KiB), of the nodes' processes.
+    fn usage(&self) -> (f64, u64) {
+        let pids: Vec<u32> = match self.kind {
+            Kind::Rust => vec![std::process::id()],
+            _ => self.procs.iter().map(|p| p.child.id()).collect(),
+        };
+        pids.iter().map(|p| (cpu_secs(*p), rss_kib(*p))).fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    }
+
+    fn shutdown(&mut self) {
+        for n in self.inproc.drain(..) {
+            n.shutdown();
+        }
+        self.procs.clear();
+    }
+}
+
+/// utime + stime of a process, in seconds (Linux, 100 ticks per second).
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+/// VmRSS of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0 };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Default)]
+struct Figures {
+    converge: Duration,
+    suspect: Vec<Duration>,
+    dead: Vec<Duration>,
+    false_deaths: usize,
+    cpu_share: f64,
+    rss_mib: f64,
+    packets_per_s: f64,
+    bytes_per_s: f64,
+    stream_bytes_per_s: f64,
+}
+
+/// The p-th percentile (nearest rank) in seconds.
+fn percentile(v: &[Duration], p: f64) -> f64 {
+    let mut s: Vec<f64> = v.iter().map(Duration::as_secs_f64).collect();
+    s.sort_by(f64::total_cmp);
+    if s.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * s.len() as f64).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
+
+async fn wait_converged(c: &mut Cluster, limit: Duration) -> Result<Duration> {
+    let start = Instant::now();
+    loop {
+        let n = c.len();
+        let reports = c.reports()?;
+        if reports.iter().all(|r| r.table.iter().filter(|(_, s)| *s == NodeState::Alive).count() == n) {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            bail!("{:?}: no convergence at {n}", c.kind);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn bench(kind: Kind, gopeer: &std::path::Path, n: usize, kills: usize, steady: Duration) -> Result<Figures> {
+    let mut c = Cluster::new(kind, gopeer);
+    let rss_before = if kind == Kind::Rust { rss_kib(std::process::id()) } else { 0 };
+    c.add().await?;
+    let start = Instant::now();
+    for _ in 1..n {
+        c.add().await?;
+    }
+    wait_converged(&mut c, Duration::from_secs(120)).await?;
     let mut f = Figures { converge: start.elapsed(), ..Figures::default() };
-    for k in 0..kills.min(n - 2) {
-        let name = format!("g{}", peers.len() - 1);
-        drop(peers.pop()); // kill -9
+
+    // Steady state: let the joins' gossip settle, then measure a quiet window.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let sum = |r: &[Report]| {
+        r.iter().fold(Traffic::default(), |a, x| Traffic {
+            packets: a.packets + x.sent.packets,
+            bytes: a.bytes + x.sent.bytes,
+            stream_bytes: a.stream_bytes + x.sent.stream_bytes,
+        })
+    };
+    let (cpu0, t0) = (c.usage().0, sum(&c.reports()?));
+    let w0 = Instant::now();
+    tokio::time::sleep(steady).await;
+    let secs = w0.elapsed().as_secs_f64();
+    let ((cpu1, rss), t1) = (c.usage(), sum(&c.reports()?));
+    let per = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / n as f64 / secs;
+    f.cpu_share = (cpu1 - cpu0) / n as f64 / secs;
+    f.rss_mib = rss.saturating_sub(rss_before) as f64 / n as f64 / 1024.0;
+    f.packets_per_s = per(t0.packets, t1.packets);
+    f.bytes_per_s = per(t0.bytes, t1.bytes);
+    f.stream_bytes_per_s = per(t0.stream_bytes, t1.stream_bytes);
+
+    let mut killed = BTreeSet::new();
+    let mut false_deaths = BTreeSet::new();
+    for k in 0..kills {
+        let victim = 1 + k % (c.len() - 1);
+        let name = c.kill(victim);
+        killed.insert(name.clone());
         let t0 = Instant::now();
         let mut suspected = None;
         loop {
+            let reports = c.reports()?;
             let mut all_dead = true;
-            for p in &mut peers {
-                let state = p.table()?.into_iter().find(|(m, _)| *m == name).map(|(_, s)| s).unwrap_or_default();
-                if suspected.is_none() && (state == "suspect" || state == "dead") {
+            for (i, r) in reports.iter().enumerate() {
+                let state = r.table.iter().find(|(m, _)| *m == name).map(|(_, s)| *s);
+                if suspected.is_none() && matches!(state, Some(NodeState::Suspect | NodeState::Dead)) {
                     suspected = Some(t0.elapsed());
                 }
-                all_dead &= state == "dead";
+                all_dead &= state == Some(NodeState::Dead);
+                for (m, s) in &r.table {
+                    if *s == NodeState::Dead && !killed.contains(m) {
+                        false_deaths.insert((c.names[i].clone(), m.clone()));
+                    }
+                }
             }
             if all_dead {
                 break;
             }
             if t0.elapsed() > Duration::from_secs(180) {
-                bail!("go: kill {k} not detected");
+                bail!("{kind:?}: kill {k} not detected");
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         f.suspect.push(suspected.unwrap_or_default());
         f.dead.push(t0.elapsed());
+        // Back to N with a fresh node.
+        c.add().await?;
+        wait_converged(&mut c, Duration::from_secs(60)).await?;
     }
+    f.false_deaths = false_deaths.len();
+    c.shutdown();
     Ok(f)
 }
 
-fn row(which: &str, n: usize, f: &Figures) {
+fn row(kind: Kind, n: usize, f: &Figures) {
     println!(
-        "| {which} | {n} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} |",
+        "| {} | {n} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} | {:.2} % | {:.1} | {:.1} / {:.0} | {:.0} |",
+        kind.label(),
         f.converge.as_secs_f64(),
-        median(&f.suspect),
-        max(&f.suspect),
-        median(&f.dead),
-        max(&f.dead),
-        f.dead.len()
+        percentile(&f.suspect, 50.0),
+        percentile(&f.suspect, 99.0),
+        percentile(&f.dead, 50.0),
+        percentile(&f.dead, 99.0),
+        f.dead.len(),
+        f.false_deaths,
+        f.cpu_share * 100.0,
+        f.rss_mib,
+        f.packets_per_s,
+        f.bytes_per_s,
+        f.stream_bytes_per_s,
     );
 }
 
 pub async fn run(args: &BenchArgs) -> Result<ExitCode> {
-    println!("| implementation | N | converge (s) | kill → first suspect, median / max (s) | kill → dead everywhere, median / max (s) | kills |");
-    println!("| --- | --- | --- | --- | --- | --- |");
-    for &n in &args.nodes {
+    let kinds: Vec<Kind> = args.implementation.iter().map(|s| Kind::parse(s)).collect::<Result<_>>()?;
+    let (sizes, kills, steady) = if args.smoke {
+        (vec![4], 1, Duration::from_secs(2))
+    } else {
+        (args.nodes.clone(), args.kills, Duration::from_secs(args.steady_secs))
+    };
+    if kinds.contains(&Kind::Go) && !args.gopeer.exists() {
+        bail!("{} is missing: ./scripts/test-all builds it (or pass --gopeer)", args.gopeer.display());
+    }
+    println!(
+        "| cluster | N | converge (s) | kill → first suspect p50 / p99 (s) | kill → dead everywhere p50 / p99 (s) \
+         | kills | false deaths | CPU per node (of one core) | RSS per node (MiB) | UDP sent per node: packets/s / bytes/s \
+         | TCP bytes/s per node |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let mut series = Vec::new();
+    for &n in &sizes {
         if n < 3 {
             bail!("--nodes values must be at least 3");
         }
-        if args.implementation != "go" {
-            let f = bench_rust(n, args.kills).await?;
-            row("Rust (one process)", n, &f);
+        for &kind in &kinds {
+            let f = bench(kind, &args.gopeer, n, kills, steady).await?;
+            row(kind, n, &f);
+            series.push((format!("{} N={n}", kind.label()), f.dead.iter().map(Duration::as_secs_f64).collect()));
         }
-        if args.implementation != "rust" {
-            let bin = args.gopeer.clone();
-            let kills = args.kills;
-            let f = tokio::task::spawn_blocking(move || bench_go(&bin, n, kills)).await??;
-            row("Go v0.7.0 (process per node)", n, &f);
-        }
+    }
+    if let Some(path) = &args.svg {
+        let chart = svg::cdf_chart("kill → dead everywhere (s), cumulative share of kills", &series);
+        std::fs::write(path, chart).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ mod keys;
 mod members;
 mod peer;
 mod sim;
+mod svg;
 
 use std::process::ExitCode;
 

@@ -86,7 +86,9 @@ fn table(node: &Memberlist) -> Value {
                    "state": state_name(m.state), "inc": m.incarnation})
         })
         .collect();
-    json!({"members": rows, "num_alive": node.num_members(), "health": node.health_score()})
+    let st = node.stats();
+    json!({"members": rows, "num_alive": node.num_members(), "health": node.health_score(),
+           "sent_packets": st.packets_sent, "sent_bytes": st.bytes_sent, "stream_sent_bytes": st.stream_bytes_sent})
 }
 
 /// Runs the peer until `quit`; after stdin closes it keeps running until killed, like the Go peer.

@@ -124,3 +124,28 @@ fn agent_refuses_a_zero_rejoin_interval() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--rejoin-interval must be at least 1 second"), "{err}");
 }
+
+#[test]
+fn bench_smoke_mode_measures_every_kind_of_cluster() {
+    // The benchmark runner end to end at toy size: Rust in one process, Rust one process per
+    // node, Go peers (built by scripts/test-all).
+    let gopeer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/bin/gopeer");
+    assert!(gopeer.exists(), "{} is missing: ./scripts/test-all builds it", gopeer.display());
+    let svg = std::env::temp_dir().join(format!("bench-smoke-{}.svg", std::process::id()));
+    let out =
+        memberlist(&["bench", "--smoke", "--gopeer", gopeer.to_str().unwrap(), "--svg", svg.to_str().unwrap()], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("| 4 |")).collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[6], "1", "one kill timed: {row}");
+        assert_eq!(cells[7], "0", "no false death: {row}");
+        let bytes: f64 = cells[10].split('/').nth(1).unwrap().trim().parse().unwrap();
+        assert!(bytes > 0.0, "traffic measured: {row}");
+    }
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert_eq!(chart.matches("<polyline").count(), 3);
+    let _ = std::fs::remove_file(svg);
+}

@@ -55,6 +55,19 @@ pub struct CrashRecord {
     pub dead_at: usize,
 }
 
+/// First receipts of one watched update (B2 dissemination).
+#[derive(Debug, Clone)]
+pub struct Receipts {
+    /// The node whose update is watched.
+    pub subject: String,
+    /// Its index (its own event does not count).
+    pub origin: usize,
+    /// When the update was made.
+    pub since: Instant,
+    /// Per observer, the first time it applied the update.
+    pub first: BTreeMap<usize, Duration>,
+}
+
 /// Measurements collected during a run.
 #[derive(Default)]
 pub struct Recorder {
@@ -86,6 +99,8 @@ pub struct Recorder {
     pub awareness: Vec<(Instant, f64, u32)>,
     /// JSON-lines timeline, when asked for.
     pub timeline: Option<Box<dyn Write>>,
+    /// The update being watched for dissemination, if any.
+    pub receipts: Option<Receipts>,
 }
 
 impl std::fmt::Debug for Recorder {
@@ -131,6 +146,12 @@ impl Recorder {
         healthy: impl Fn(usize) -> bool,
     ) {
         self.events += 1;
+        if let (Event::NodeUpdated(m), Some(r)) = (e, self.receipts.as_mut()) {
+            if m.name == r.subject && observer != r.origin {
+                let since = r.since;
+                r.first.entry(observer).or_insert(at - since);
+            }
+        }
         let code = kind_code(e);
         self.hash.write_u64(at.as_nanos());
         self.hash.write_u64((observer as u64) << 8 | u64::from(code));

@@ -60,6 +60,12 @@ pub enum Step {
         #[serde(default = "one")]
         batch: usize,
     },
+    /// One random running node (other than node 0) updates its metadata; run until every other
+    /// running node applied the update (or the limit) and record when each first did (B2).
+    Disseminate {
+        /// Give up after this long.
+        limit_secs: f64,
+    },
     /// Run until every crashed node is dead at every running node.
     WaitDetected {
         /// Give up after this long.
@@ -208,6 +214,9 @@ pub enum Outcome {
     Crashed(Vec<usize>),
     /// Times from crash to first suspicion.
     FirstDetections(Vec<Duration>),
+    /// How long the update took to reach each node that got it (sorted), and how many running
+    /// nodes other than the origin there were.
+    Disseminated { times: Vec<Duration>, of: usize },
     /// A run ended with (false suspicions, false deaths) so far and whether the cluster had
     /// converged.
     Ran { converged: bool },
@@ -362,6 +371,24 @@ pub fn run_with(
                     }
                 }
                 Outcome::FirstDetections(samples)
+            }
+            Step::Disseminate { limit_secs } => {
+                let origin = pick(&mut sim, &mut rng, 1).first().copied().unwrap_or(0);
+                let of = sim.running_nodes().len().saturating_sub(1);
+                sim.rec.receipts = Some(crate::record::Receipts {
+                    subject: format!("node-{origin}"),
+                    origin,
+                    since: sim.now(),
+                    first: std::collections::BTreeMap::new(),
+                });
+                sim.update_meta(origin, format!("v{}", rng.next_u32()).into_bytes());
+                sim.run_while_not(secs(*limit_secs), Duration::from_millis(10), |s| {
+                    s.rec.receipts.as_ref().is_some_and(|r| r.first.len() >= of)
+                });
+                let mut times: Vec<Duration> =
+                    sim.rec.receipts.take().map(|r| r.first.into_values().collect()).unwrap_or_default();
+                times.sort();
+                Outcome::Disseminated { times, of }
             }
             Step::WaitDetected { limit_secs } => {
                 let start = sim.now();

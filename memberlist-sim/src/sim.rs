@@ -237,6 +237,16 @@ impl Sim {
         self.after_input(i);
     }
 
+    /// Node `i` changes its metadata: an alive with a higher incarnation that every node
+    /// re-gossips, the update whose spread [`Recorder::receipts`] watches.
+    pub fn update_meta(&mut self, i: usize, meta: Vec<u8>) {
+        let now = self.now;
+        if let Some(ep) = self.nodes[i].ep.as_mut() {
+            let _ = ep.update_meta(Some(meta), now);
+        }
+        self.after_input(i);
+    }
+
     /// Node `i` leaves gracefully.
     pub fn leave(&mut self, i: usize) {
         let now = self.now;
@@ -254,7 +264,12 @@ impl Sim {
     }
 
     /// Node `i` (crashed or not) starts again under the same name and joins through `seeds`.
+    /// Its crash record is dropped (it is no longer a crash to detect) and it counts as
+    /// anomalous from now on: suspicions of its old life still in flight are not false alarms
+    /// about a healthy member.
     pub fn restart(&mut self, i: usize, seeds: &[usize]) {
+        self.rec.crashes.remove(&i);
+        self.nodes[i].anomalous = true;
         self.start(i);
         self.join(i, seeds);
     }

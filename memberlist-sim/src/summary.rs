@@ -41,6 +41,20 @@ pub fn render(scenario: &Scenario, seed: u64, sim: &Sim, outcomes: &[(Step, Outc
                 );
             }
             Outcome::FirstDetections(_) => {}
+            Outcome::Disseminated { times, of } => {
+                let at = |share: f64| {
+                    let need = ((share * *of as f64).ceil() as usize).max(1);
+                    times.get(need - 1).map_or_else(|| "never".to_string(), |d| s(*d))
+                };
+                let _ = writeln!(
+                    out,
+                    "disseminated_to={}/{of} t50_s={} t99_s={} t100_s={}",
+                    times.len(),
+                    at(0.5),
+                    at(0.99),
+                    at(1.0)
+                );
+            }
             Outcome::Detected(Some(d)) => {
                 let _ = writeln!(out, "detection_complete_after_s={}", s(*d));
             }
