@@ -2,7 +2,9 @@
 //!
 //! Every datagram draws its fate from the simulator's single network RNG, in the order the
 //! datagrams are sent, so a run is a pure function of its seed. Streams are reliable and ordered
-//! (fixed latency, no loss); they fail to connect when the peer is down or cut off.
+//! (fixed latency); they fail to connect when the peer is down or cut off, and under loss their
+//! handshake is delayed as TCP's is: each lost SYN or SYN-ACK costs a retransmission timeout
+//! (1 s, doubling), so a TCP fallback ping through a lossy link misses its deadline.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -97,6 +99,31 @@ impl NetworkModel {
         let jitter_ns = u64::try_from(self.jitter.as_nanos()).unwrap_or(0);
         let extra = if jitter_ns > 0 { rng.next_u64() % jitter_ns } else { 0 };
         Some(self.latency + Duration::from_nanos(extra))
+    }
+
+    /// Extra time a connection from `from` to `to` takes to be established: attempt k (0, 1, …)
+    /// loses its SYN or its SYN-ACK with the links' loss probabilities and then waits Linux's
+    /// retransmission timeout, 1 s · 2^k, before the next. Draws nothing when there is no loss.
+    pub fn handshake_delay(&self, from: usize, to: usize, rng: &mut ChaCha8Rng) -> Duration {
+        let p = |a: usize, b: usize| {
+            let e = self.egress_loss_ppm.get(a).copied().unwrap_or(0);
+            let i = self.ingress_loss_ppm.get(b).copied().unwrap_or(0);
+            (self.loss_ppm, e, i)
+        };
+        let (fwd, back) = (p(from, to), p(to, from));
+        if fwd == (0, 0, 0) && back == (0, 0, 0) {
+            return Duration::ZERO;
+        }
+        let lose = |ppm: u32, rng: &mut ChaCha8Rng| ppm > 0 && rng.next_u32() % 1_000_000 < ppm;
+        let lost = |(a, b, c): (u32, u32, u32), rng: &mut ChaCha8Rng| lose(a, rng) || lose(b, rng) || lose(c, rng);
+        let mut delay = Duration::ZERO;
+        for k in 0..6u32 {
+            if !lost(fwd, rng) && !lost(back, rng) {
+                break;
+            }
+            delay += Duration::from_secs(1u64 << k);
+        }
+        delay
     }
 
     /// Latency of stream traffic (fixed, so streams stay ordered).

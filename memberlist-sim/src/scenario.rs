@@ -71,6 +71,12 @@ pub enum Step {
         /// Give up after this long.
         limit_secs: f64,
     },
+    /// Run for a while and measure the load: datagrams and bytes delivered per running node
+    /// per second over the window (B3).
+    Measure {
+        /// Seconds.
+        secs: f64,
+    },
     /// Run for a while.
     Run {
         /// Seconds.
@@ -214,6 +220,8 @@ pub enum Outcome {
     Crashed(Vec<usize>),
     /// Times from crash to first suspicion.
     FirstDetections(Vec<Duration>),
+    /// Datagrams and bytes delivered per running node per second over a window.
+    Load { datagrams_per_node_s: f64, bytes_per_node_s: f64 },
     /// How long the update took to reach each node that got it (sorted), and how many running
     /// nodes other than the origin there were.
     Disseminated { times: Vec<Duration>, of: usize },
@@ -396,6 +404,16 @@ pub fn run_with(
                     s.rec.crashes.values().all(|c| c.all_dead.is_some())
                 });
                 Outcome::Detected(ok.then(|| sim.now() - start))
+            }
+            Step::Measure { secs: s } => {
+                let (p0, b0, t0) = (sim.rec.packets, sim.rec.bytes, sim.now());
+                sim.run_for(secs(*s));
+                let n = sim.running_nodes().len().max(1) as f64;
+                let dt = (sim.now() - t0).as_secs_f64().max(1e-9);
+                Outcome::Load {
+                    datagrams_per_node_s: (sim.rec.packets - p0) as f64 / n / dt,
+                    bytes_per_node_s: (sim.rec.bytes - b0) as f64 / n / dt,
+                }
             }
             Step::Run { secs: s } => {
                 sim.run_for(secs(*s));

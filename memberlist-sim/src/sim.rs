@@ -131,7 +131,9 @@ pub struct Sim {
     net_rng: ChaCha8Rng,
     queue: BinaryHeap<Reverse<Scheduled>>,
     seq: u64,
-    links: HashMap<(usize, u32, StreamId), (usize, u32, StreamId)>,
+    /// Open streams, both directions: (node, generation, id) → (peer, its generation, its id,
+    /// when the connection handshake completed).
+    links: HashMap<(usize, u32, StreamId), (usize, u32, StreamId, Instant)>,
     /// Everything measured so far.
     pub rec: Recorder,
     /// Events seen, kept when `keep_events` is set (for tests).
@@ -501,24 +503,28 @@ impl Sim {
                 match target {
                     Some(t) if self.nodes[t].ep.is_some() && self.net.reachable(i, t) && self.net.reachable(t, i) => {
                         let now = self.now;
+                        // A lost SYN or SYN-ACK costs retransmission timeouts before any data.
+                        let ready = now + self.net.handshake_delay(i, t, &mut self.net_rng);
                         let from = node_addr(i);
                         let tgen = self.nodes[t].gen;
                         let Some(ep) = self.nodes[t].ep.as_mut() else { return };
                         let peer_id = ep.handle_stream_accepted(from, now);
-                        self.links.insert((i, gen, id), (t, tgen, peer_id));
-                        self.links.insert((t, tgen, peer_id), (i, gen, id));
+                        self.links.insert((i, gen, id), (t, tgen, peer_id, ready));
+                        self.links.insert((t, tgen, peer_id), (i, gen, id, ready));
                         self.after_input(t);
                     }
                     _ => self.schedule(at, Item::StreamFailed { to: i, gen, id }),
                 }
             }
             StreamAction::Write { id, bytes } => {
-                if let Some(&(peer, pgen, pid)) = self.links.get(&(i, gen, id)) {
+                if let Some(&(peer, pgen, pid, ready)) = self.links.get(&(i, gen, id)) {
+                    let at = at.max(ready + self.net.stream_latency());
                     self.schedule(at, Item::StreamData { to: peer, gen: pgen, id: pid, bytes });
                 }
             }
             StreamAction::Close { id } => {
-                if let Some((peer, pgen, pid)) = self.links.remove(&(i, gen, id)) {
+                if let Some((peer, pgen, pid, ready)) = self.links.remove(&(i, gen, id)) {
+                    let at = at.max(ready + self.net.stream_latency());
                     self.schedule(at, Item::StreamClosed { to: peer, gen: pgen, id: pid });
                 }
             }

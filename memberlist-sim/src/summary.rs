@@ -41,6 +41,12 @@ pub fn render(scenario: &Scenario, seed: u64, sim: &Sim, outcomes: &[(Step, Outc
                 );
             }
             Outcome::FirstDetections(_) => {}
+            Outcome::Load { datagrams_per_node_s, bytes_per_node_s } => {
+                let _ = writeln!(
+                    out,
+                    "load_datagrams_per_node_per_s={datagrams_per_node_s:.2} load_bytes_per_node_per_s={bytes_per_node_s:.1}"
+                );
+            }
             Outcome::Disseminated { times, of } => {
                 let at = |share: f64| {
                     let need = ((share * *of as f64).ceil() as usize).max(1);
