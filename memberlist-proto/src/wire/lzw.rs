@@ -62,15 +62,17 @@ thread_local! {
     /// One table per thread, reused: clearing it touches only the 258 literal entries, where a
     /// fresh table would cost a 20 KiB fill on every packet.
     static TRIE: RefCell<Option<Box<Trie>>> = const { RefCell::new(None) };
-    /// The decoder's prefix and suffix tables, reused the same way (entries are always written
-    /// before they are read, so they need no clearing).
+    /// The decoder's table, reused the same way (entries are always written before they are
+    /// read, so it needs no clearing).
     static DECODER: RefCell<Option<Box<DecoderTables>>> = const { RefCell::new(None) };
 }
 
+/// Where each code's expansion sits in the output: every multi-byte entry is the previous
+/// code's expansion plus the first byte of the code that followed it, and those bytes are
+/// already contiguous in the output, so an entry is just an offset and a length.
 struct DecoderTables {
-    prefix: [u16; 4096],
-    suffix: [u8; 4096],
-    chain: Vec<u8>,
+    start: [u32; 4096],
+    len: [u16; 4096],
 }
 
 impl Trie {
@@ -172,27 +174,24 @@ fn compress_with(data: &[u8], table: &mut Trie) -> Vec<u8> {
 pub fn decompress(data: &[u8], limit: usize) -> Result<Vec<u8>, DecodeError> {
     DECODER.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let tables = slot.get_or_insert_with(|| {
-            Box::new(DecoderTables { prefix: [0; 4096], suffix: [0; 4096], chain: Vec::with_capacity(4096) })
-        });
-        let DecoderTables { prefix, suffix, chain } = &mut **tables;
-        decompress_with(data, limit, prefix, suffix, chain)
+        let tables = slot.get_or_insert_with(|| Box::new(DecoderTables { start: [0; 4096], len: [0; 4096] }));
+        decompress_with(data, limit, tables)
     })
 }
 
-fn decompress_with(
-    data: &[u8],
-    limit: usize,
-    prefix: &mut [u16; 4096],
-    suffix: &mut [u8; 4096],
-    chain: &mut Vec<u8>,
-) -> Result<Vec<u8>, DecodeError> {
+fn decompress_with(data: &[u8], limit: usize, t: &mut DecoderTables) -> Result<Vec<u8>, DecodeError> {
+    let too_big = |size: usize| DecodeError::LimitExceeded {
+        what: "decompressed size",
+        value: i64::try_from(size).unwrap_or(i64::MAX),
+        limit: limit as u64,
+    };
+    let bad = || DecodeError::Lzw("invalid code");
     let mut out: Vec<u8> = Vec::with_capacity(data.len().saturating_mul(3).min(limit));
-    // Table entries 258.. as (prefix code, suffix byte), indexed by code.
     let mut width = LIT_WIDTH + 1;
     let mut hi = EOF; // next code to assign, minus one until the first code after a clear
     let mut overflow: u16 = 1 << width;
-    let mut last: Option<u16> = None;
+    // The previous code's expansion: where it starts in `out` and how long it is.
+    let mut last: Option<(usize, usize)> = None;
     let mut bits: u32 = 0;
     let mut n_bits: u32 = 0;
     let mut input = data.iter();
@@ -220,46 +219,44 @@ fn decompress_with(
             return Ok(out);
         }
         if code > hi {
-            return Err(DecodeError::Lzw("invalid code"));
+            return Err(bad());
         }
-        // Expand `code` into `chain` (reversed), handling the code == hi (KwKwK) case.
-        chain.clear();
-        let mut c = code;
-        if code == hi {
-            let Some(prev) = last else {
-                return Err(DecodeError::Lzw("invalid code"));
-            };
-            // The new entry is last's expansion followed by its own first byte.
-            let mut head = prev;
-            while head >= CLEAR {
-                head = *prefix.get(usize::from(head)).ok_or(DecodeError::Lzw("invalid code"))?;
+        let pos = out.len();
+        if code < CLEAR {
+            if pos + 1 > limit {
+                return Err(too_big(pos + 1));
             }
-            chain.push(head as u8);
-            c = prev;
+            out.push(code as u8);
+        } else if code == hi {
+            // Not in the table yet (KwKwK): the previous expansion plus its own first byte.
+            let (p, l) = last.ok_or_else(bad)?;
+            if pos + l + 1 > limit {
+                return Err(too_big(pos + l + 1));
+            }
+            out.extend_from_within(p..p + l);
+            let first = *out.get(p).ok_or_else(bad)?;
+            out.push(first);
+        } else {
+            let i = usize::from(code);
+            let (p, l) = (*t.start.get(i).ok_or_else(bad)? as usize, usize::from(*t.len.get(i).ok_or_else(bad)?));
+            if p + l > pos {
+                return Err(bad());
+            }
+            if pos + l > limit {
+                return Err(too_big(pos + l));
+            }
+            out.extend_from_within(p..p + l);
         }
-        while c >= CLEAR {
-            let i = usize::from(c);
-            chain.push(*suffix.get(i).ok_or(DecodeError::Lzw("invalid code"))?);
-            c = *prefix.get(i).ok_or(DecodeError::Lzw("invalid code"))?;
-        }
-        // `c` is now the first byte of the expansion.
-        chain.push(c as u8);
-        if out.len() + chain.len() > limit {
-            return Err(DecodeError::LimitExceeded {
-                what: "decompressed size",
-                value: i64::try_from(out.len() + chain.len()).unwrap_or(i64::MAX),
-                limit: limit as u64,
-            });
-        }
-        out.extend(chain.iter().rev());
-        if let Some(prev) = last {
+        if let Some((p, l)) = last {
+            // The new entry: the previous expansion and the first byte of this one, which
+            // directly follows it in `out`.
             let i = usize::from(hi);
-            if let (Some(p), Some(s)) = (prefix.get_mut(i), suffix.get_mut(i)) {
-                *p = prev;
-                *s = c as u8;
+            if let (Some(s), Some(n)) = (t.start.get_mut(i), t.len.get_mut(i)) {
+                *s = u32::try_from(p).map_err(|_| too_big(p))?;
+                *n = u16::try_from(l + 1).map_err(|_| bad())?;
             }
         }
-        last = Some(code);
+        last = Some((pos, out.len() - pos));
         hi += 1;
         if hi >= overflow {
             if width == MAX_WIDTH {
