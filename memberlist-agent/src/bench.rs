@@ -281,13 +281,16 @@ impl Cluster {
         Ok(out)
     }
 
-    /// CPU seconds used so far and resident memory now (KiB), of the nodes' processes.
-    fn usage(&self) -> (f64, u64) {
+    /// CPU seconds used so far, resident memory now and its private (anonymous) part (KiB), of
+    /// the nodes' processes.
+    fn usage(&self) -> (f64, u64, u64) {
         let pids: Vec<u32> = match self.kind {
             Kind::Rust => vec![std::process::id()],
             _ => self.procs.iter().map(|p| p.child.id()).collect(),
         };
-        pids.iter().map(|p| (cpu_secs(*p), rss_kib(*p))).fold((0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+        pids.iter()
+            .map(|p| (cpu_secs(*p), rss_kib(*p, "VmRSS:"), rss_kib(*p, "RssAnon:")))
+            .fold((0.0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
     }
 
     fn shutdown(&mut self) {
@@ -308,12 +311,12 @@ fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
-/// VmRSS of a process, KiB.
-fn rss_kib(pid: u32) -> u64 {
+/// A memory field of /proc/PID/status (VmRSS, RssAnon), KiB.
+fn rss_kib(pid: u32, field: &str) -> u64 {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0 };
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
@@ -326,6 +329,7 @@ struct Figures {
     false_deaths: usize,
     cpu_share: f64,
     rss_mib: f64,
+    anon_mib: f64,
     packets_per_s: f64,
     bytes_per_s: f64,
     stream_bytes_per_s: f64,
@@ -359,7 +363,11 @@ async fn wait_converged(c: &mut Cluster, limit: Duration) -> Result<Duration> {
 
 async fn bench(kind: Kind, gopeer: &std::path::Path, n: usize, kills: usize, steady: Duration) -> Result<Figures> {
     let mut c = Cluster::new(kind, gopeer);
-    let rss_before = if kind == Kind::Rust { rss_kib(std::process::id()) } else { 0 };
+    let (rss_before, anon_before) = if kind == Kind::Rust {
+        (rss_kib(std::process::id(), "VmRSS:"), rss_kib(std::process::id(), "RssAnon:"))
+    } else {
+        (0, 0)
+    };
     c.add().await?;
     let start = Instant::now();
     for _ in 1..n {
@@ -381,10 +389,11 @@ async fn bench(kind: Kind, gopeer: &std::path::Path, n: usize, kills: usize, ste
     let w0 = Instant::now();
     tokio::time::sleep(steady).await;
     let secs = w0.elapsed().as_secs_f64();
-    let ((cpu1, rss), t1) = (c.usage(), sum(&c.reports()?));
+    let ((cpu1, rss, anon), t1) = (c.usage(), sum(&c.reports()?));
     let per = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / n as f64 / secs;
     f.cpu_share = (cpu1 - cpu0) / n as f64 / secs;
     f.rss_mib = rss.saturating_sub(rss_before) as f64 / n as f64 / 1024.0;
+    f.anon_mib = anon.saturating_sub(anon_before) as f64 / n as f64 / 1024.0;
     f.packets_per_s = per(t0.packets, t1.packets);
     f.bytes_per_s = per(t0.bytes, t1.bytes);
     f.stream_bytes_per_s = per(t0.stream_bytes, t1.stream_bytes);
@@ -433,7 +442,7 @@ async fn bench(kind: Kind, gopeer: &std::path::Path, n: usize, kills: usize, ste
 
 fn row(kind: Kind, n: usize, f: &Figures) {
     println!(
-        "| {} | {n} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} | {:.2} % | {:.1} | {:.1} / {:.0} | {:.0} |",
+        "| {} | {n} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} | {:.2} % | {:.2} / {:.2} | {:.1} / {:.0} | {:.0} |",
         kind.label(),
         f.converge.as_secs_f64(),
         percentile(&f.suspect, 50.0),
@@ -444,6 +453,7 @@ fn row(kind: Kind, n: usize, f: &Figures) {
         f.false_deaths,
         f.cpu_share * 100.0,
         f.rss_mib,
+        f.anon_mib,
         f.packets_per_s,
         f.bytes_per_s,
         f.stream_bytes_per_s,
@@ -462,7 +472,8 @@ pub async fn run(args: &BenchArgs) -> Result<ExitCode> {
     }
     println!(
         "| cluster | N | converge (s) | kill → first suspect p50 / p99 (s) | kill → dead everywhere p50 / p99 (s) \
-         | kills | false deaths | CPU per node (of one core) | RSS per node (MiB) | UDP sent per node: packets/s / bytes/s \
+         | kills | false deaths | CPU per node (of one core) | RSS / private RSS per node (MiB) \
+         | UDP sent per node: packets/s / bytes/s \
          | TCP bytes/s per node |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");

@@ -60,7 +60,12 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }),
         Command::Sim(args) => sim::run(&args),
-        Command::Peer(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(peer::run(*args))),
+        // One node per process: one thread is plenty (and keeps the process small).
+        Command::Peer(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Into::into)
+            .and_then(|rt| rt.block_on(peer::run(*args))),
         Command::Bench(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(bench::run(&args))),
     };
     match result {
