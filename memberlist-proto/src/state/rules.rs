@@ -44,7 +44,6 @@ impl Endpoint {
     /// `notify` is reported when the resulting broadcast finishes.
     pub(crate) fn alive_node(&mut self, a: Alive, notify: Option<BroadcastId>, bootstrap: bool, now: Instant) {
         let is_local = a.node == self.cfg.name;
-        let name = a.node.clone();
         // After a leave, alive messages about ourselves would make us rejoin: ignore them.
         if self.left && is_local {
             return;
@@ -55,6 +54,16 @@ impl Endpoint {
             return;
         }
         let Some(ip) = ip_from_bytes(&a.addr) else { return };
+        // Fast path for the commonest message of all, gossip repeating what we already know:
+        // a known node at its known address with no newer incarnation changes nothing below.
+        if !is_local {
+            if let Some(known) = self.members.get(&a.node) {
+                if a.incarnation <= known.incarnation && known.addr == a.addr && known.port == a.port {
+                    return;
+                }
+            }
+        }
+        let name = a.node.clone();
         let mut updates_node = false;
         match self.members.get(&a.node) {
             None => {
