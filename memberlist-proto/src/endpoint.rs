@@ -413,6 +413,29 @@ impl Endpoint {
         self.members.iter().filter(|e| !e.dead_or_left()).map(Member::from).collect()
     }
 
+    /// Puts `members` into the table as they are, silently: no events, no broadcasts, no
+    /// traffic. A real node learns its members by joining; this is for simulators and tests that
+    /// start from an already converged cluster. Names already in the table, and this node's own,
+    /// are skipped.
+    pub fn assume_members(&mut self, members: impl IntoIterator<Item = Member>, now: Instant) {
+        for m in members {
+            if m.name == self.cfg.name || self.members.get(&m.name).is_some() {
+                continue;
+            }
+            let entry = crate::state::members::NodeEntry {
+                addr: ip_to_bytes(m.addr),
+                port: m.port,
+                meta: if m.meta.is_empty() { None } else { Some(m.meta) },
+                vsn: m.vsn,
+                incarnation: m.incarnation,
+                state: m.state,
+                state_change: now,
+                name: m.name,
+            };
+            self.members.insert(entry, &mut self.rng);
+        }
+    }
+
     /// How many members are alive or suspect (Go's `NumMembers`).
     pub fn num_members(&self) -> usize {
         self.members.iter().filter(|e| !e.dead_or_left()).count()

@@ -35,6 +35,10 @@ pub enum Step {
         /// Seconds over which the joins are spread.
         join_window_secs: f64,
     },
+    /// Start all the nodes already converged: every node holds every other as alive, with no
+    /// join traffic (for runs about what happens after the bootstrap, at sizes where gossiping
+    /// the bootstrap itself would take too long).
+    Converged {},
     /// Run until every running node sees exactly the running nodes as members.
     WaitConverged {
         /// Give up after this long.
@@ -171,6 +175,12 @@ impl Scenario {
                 }
                 steps
             }
+            "converged-crash" => vec![
+                Step::Converged {},
+                Step::Run { secs: 5.0 },
+                Step::Crash { count: 1 },
+                Step::WaitDetected { limit_secs: 600.0 },
+            ],
             "first-detection" => vec![
                 Step::Bootstrap { join_window_secs: window },
                 Step::WaitConverged { limit_secs: 3600.0 },
@@ -194,7 +204,7 @@ impl Scenario {
 
     /// The names of the built-in scenarios.
     pub fn builtin_names() -> &'static [&'static str] {
-        &["bootstrap-crash", "partition-heal", "loss-sweep", "starved", "slow", "first-detection"]
+        &["bootstrap-crash", "converged-crash", "partition-heal", "loss-sweep", "starved", "slow", "first-detection"]
     }
 
     /// The protocol configuration every node gets.
@@ -329,6 +339,13 @@ pub fn run_with(
                     sim.join(i, &[first]);
                 }
                 Outcome::Ran { converged: false }
+            }
+            Step::Converged {} => {
+                for _ in 0..scenario.nodes.max(1) {
+                    sim.add_node(cfg.clone());
+                }
+                sim.assume_converged(&cfg);
+                Outcome::Ran { converged: sim.converged_by_events() }
             }
             Step::WaitConverged { limit_secs } => {
                 let start = sim.now();

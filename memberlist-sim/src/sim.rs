@@ -229,6 +229,40 @@ impl Sim {
         self.after_input(i);
     }
 
+    /// Gives every running node every other running node as an alive member at incarnation 1,
+    /// silently (no join traffic, no events): a converged cluster from the start, for runs whose
+    /// subject is not the bootstrap. `config` supplies the version ranges.
+    pub fn assume_converged(&mut self, config: &Config) {
+        let now = self.now;
+        let running = self.running_nodes();
+        let vsn = config.vsn();
+        let members: Vec<memberlist_proto::Member> = running
+            .iter()
+            .map(|&i| {
+                let addr = node_addr(i);
+                memberlist_proto::Member {
+                    name: format!("node-{i}"),
+                    addr: addr.ip(),
+                    port: addr.port(),
+                    meta: Vec::new(),
+                    state: memberlist_proto::NodeState::Alive,
+                    incarnation: 1,
+                    vsn,
+                }
+            })
+            .collect();
+        let n = running.len() as i64;
+        for &i in &running {
+            if let Some(ep) = self.nodes[i].ep.as_mut() {
+                ep.assume_members(members.iter().cloned(), now);
+            }
+            if let Some(v) = self.rec.live_view.get_mut(i) {
+                *v = n;
+            }
+            self.after_input(i);
+        }
+    }
+
     /// Makes node `i` join through `seeds`.
     pub fn join(&mut self, i: usize, seeds: &[usize]) {
         let now = self.now;

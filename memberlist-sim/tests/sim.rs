@@ -170,3 +170,20 @@ fn lifeguard_cuts_false_deaths_of_healthy_members_against_swim() {
     assert!(lifeguard.rec.awareness.iter().any(|a| a.2 > 2));
     assert!(swim.rec.awareness.iter().all(|a| a.2 == 0));
 }
+
+#[test]
+fn a_cluster_can_start_converged_and_then_detects_a_crash() {
+    // The silent start: every node holds every other alive, no join traffic at all.
+    let sc = Scenario::builtin("converged-crash", 300).unwrap();
+    let (sim, outcomes) = run(&sc, 2);
+    assert!(matches!(outcomes[0].1, Outcome::Ran { converged: true }), "{:?}", outcomes[0]);
+    assert!(sim.endpoint(5).unwrap().num_members() >= 299);
+    let detected = outcomes.iter().find_map(|(_, o)| match o {
+        Outcome::Detected(d) => *d,
+        _ => None,
+    });
+    assert!(detected.is_some(), "crash detected by all: {outcomes:?}");
+    assert_eq!(sim.rec.false_deaths, 0);
+    let crash = sim.rec.crashes.values().next().unwrap();
+    assert_eq!(crash.dead_at, 299);
+}
