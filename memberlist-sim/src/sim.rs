@@ -120,6 +120,9 @@ struct SimNode {
     busy_until: Instant,
 }
 
+/// One end of a simulated stream: (node, its generation, its stream id).
+type StreamEnd = (usize, u32, StreamId);
+
 /// The simulator.
 pub struct Sim {
     now: Instant,
@@ -133,7 +136,7 @@ pub struct Sim {
     seq: u64,
     /// Open streams, both directions: (node, generation, id) → (peer, its generation, its id,
     /// when the connection handshake completed).
-    links: HashMap<(usize, u32, StreamId), (usize, u32, StreamId, Instant)>,
+    links: HashMap<StreamEnd, (usize, u32, StreamId, Instant)>,
     /// Everything measured so far.
     pub rec: Recorder,
     /// Events seen, kept when `keep_events` is set (for tests).
