@@ -3,8 +3,9 @@
 //! The Rust twin of the Go test peer in `interop/gopeer`: commands arrive one per line on stdin,
 //! events leave as one JSON object per line on stdout, so a test harness drives Rust and Go
 //! nodes the same way through pipes, even when each runs in its own network namespace. The
-//! node's datagrams go through a [`FaultyTransport`] whose loss and delay can be set at start
-//! and changed at run time (delay cannot come from the kernel where `netem` is missing).
+//! node's datagrams go through a [`FaultyTransport`] (with `--faults`, `--udp-drop` or
+//! `--udp-delay-ms`) whose loss and delay can be set at start and changed at run time (delay
+//! cannot come from the kernel where `netem` is missing); otherwise through the plain transport.
 //!
 //! Commands: `members`, `join <addr,...>`, `leave`, `udp-drop <fraction>`, `udp-delay <ms>`,
 //! `quit`. Events: `ready`, `joined`, `members` (the full table with each entry's real state and
@@ -39,6 +40,10 @@ pub struct PeerArgs {
     /// Emit a `members` event this often (0: only on request).
     #[arg(long, default_value_t = 0)]
     interval_ms: u64,
+    /// Put the fault knobs (`udp-drop`, `udp-delay`) in the datagram path; implied by
+    /// `--udp-drop` and `--udp-delay-ms`. Without them the node uses the plain transport.
+    #[arg(long)]
+    faults: bool,
     /// Drop this fraction of datagrams in each direction.
     #[arg(long, default_value_t = 0.0)]
     udp_drop: f64,
@@ -113,10 +118,16 @@ pub async fn run(args: PeerArgs) -> Result<ExitCode> {
     }
     let inner: Arc<dyn Transport> =
         Arc::new(NetTransport::bind(args.bind).await.with_context(|| format!("binding {}", args.bind))?);
-    let faults = Arc::new(Faults::default());
-    faults.set_drop(args.udp_drop);
-    faults.set_delay(Duration::from_millis(args.udp_delay_ms));
-    let transport = Arc::new(FaultyTransport::new(inner, faults.clone()));
+    let with_faults = args.faults || args.udp_drop > 0.0 || args.udp_delay_ms > 0;
+    let faults = with_faults.then(|| Arc::new(Faults::default()));
+    let transport: Arc<dyn Transport> = match &faults {
+        Some(f) => {
+            f.set_drop(args.udp_drop);
+            f.set_delay(Duration::from_millis(args.udp_delay_ms));
+            Arc::new(FaultyTransport::new(inner, f.clone()))
+        }
+        None => inner,
+    };
     let node = Memberlist::with_transport(opts, transport).await.context("starting the node")?;
     let me = node.name().to_string();
     emit(
@@ -175,19 +186,22 @@ pub async fn run(args: PeerArgs) -> Result<ExitCode> {
                 let r = node.leave(Duration::from_secs(2)).await;
                 emit(start, &me, "left", json!({"err": r.err().map(|e| e.to_string())}));
             }
-            "udp-drop" => match arg.parse::<f64>() {
-                Ok(f) => {
-                    faults.set_drop(f);
+            "udp-drop" | "udp-delay" if faults.is_none() => {
+                emit(start, &me, "error", json!({"error": format!("{cmd}: start the peer with --faults")}));
+            }
+            "udp-drop" => match (arg.parse::<f64>(), &faults) {
+                (Ok(f), Some(knobs)) => {
+                    knobs.set_drop(f);
                     emit(start, &me, "knob", json!({"udp_drop": f}));
                 }
-                Err(e) => emit(start, &me, "error", json!({"error": format!("udp-drop: {e}")})),
+                (r, _) => emit(start, &me, "error", json!({"error": format!("udp-drop: {r:?}")})),
             },
-            "udp-delay" => match arg.parse::<u64>() {
-                Ok(ms) => {
-                    faults.set_delay(Duration::from_millis(ms));
+            "udp-delay" => match (arg.parse::<u64>(), &faults) {
+                (Ok(ms), Some(knobs)) => {
+                    knobs.set_delay(Duration::from_millis(ms));
                     emit(start, &me, "knob", json!({"udp_delay_ms": ms}));
                 }
-                Err(e) => emit(start, &me, "error", json!({"error": format!("udp-delay: {e}")})),
+                (r, _) => emit(start, &me, "error", json!({"error": format!("udp-delay: {r:?}")})),
             },
             "quit" | "shutdown" => {
                 node.shutdown();

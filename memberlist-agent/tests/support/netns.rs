@@ -175,7 +175,18 @@ impl Hosts {
         match kind {
             Kind::Rust => {
                 cmd.arg(env!("CARGO_BIN_EXE_memberlist"));
-                cmd.args(["peer", "--name", &name, "--bind", &addr(i), "--config", "lan", "--interval-ms", "250"]);
+                cmd.args([
+                    "peer",
+                    "--name",
+                    &name,
+                    "--bind",
+                    &addr(i),
+                    "--config",
+                    "lan",
+                    "--interval-ms",
+                    "250",
+                    "--faults",
+                ]);
                 if !seeds.is_empty() {
                     cmd.args(["--join", &seeds.join(",")]);
                 }
