@@ -176,6 +176,8 @@ struct Cluster {
     names: Vec<String>,
     seed: Option<SocketAddr>,
     next_id: usize,
+    /// Every name this cluster ever had: anything else in a table is another cluster's node.
+    ever: BTreeSet<String>,
 }
 
 impl Cluster {
@@ -188,6 +190,7 @@ impl Cluster {
             names: Vec::new(),
             seed: None,
             next_id: 0,
+            ever: BTreeSet::new(),
         }
     }
 
@@ -223,6 +226,7 @@ impl Cluster {
             }
         };
         self.seed.get_or_insert(addr);
+        self.ever.insert(name.clone());
         self.names.push(name);
         Ok(())
     }
@@ -236,8 +240,19 @@ impl Cluster {
         self.names.remove(i)
     }
 
-    /// Every node's table and traffic.
+    /// Every node's table and traffic; an error if any table holds a node of another cluster
+    /// (on a shared loopback a restarted port can bridge two clusters, which voids the figures).
     fn reports(&mut self) -> Result<Vec<Report>> {
+        let reports = self.reports_unchecked()?;
+        for r in &reports {
+            if let Some((m, _)) = r.table.iter().find(|(m, _)| !self.ever.contains(m)) {
+                bail!("foreign member {m:?} in the {:?} cluster: another cluster shares this loopback", self.kind);
+            }
+        }
+        Ok(reports)
+    }
+
+    fn reports_unchecked(&mut self) -> Result<Vec<Report>> {
         if self.kind == Kind::Rust {
             return Ok(self
                 .inproc
@@ -356,6 +371,23 @@ async fn wait_converged(c: &mut Cluster, limit: Duration) -> Result<Duration> {
         }
         if start.elapsed() > limit {
             bail!("{:?}: no convergence at {n}", c.kind);
+        }
+        if std::env::var_os("BENCH_DEBUG").is_some() && start.elapsed() > Duration::from_secs(3) {
+            for (i, r) in reports.iter().enumerate() {
+                let not_alive: Vec<String> =
+                    r.table.iter().filter(|(_, s)| *s != NodeState::Alive).map(|(m, s)| format!("{m}:{s:?}")).collect();
+                let alive = r.table.iter().filter(|(_, s)| *s == NodeState::Alive).count();
+                if alive != n {
+                    let missing: Vec<&String> =
+                        c.names.iter().filter(|m| !r.table.iter().any(|(t, _)| t == *m)).collect();
+                    eprintln!(
+                        "{} sees {alive}/{n} alive, table {} {not_alive:?}, missing {missing:?}",
+                        c.names[i],
+                        r.table.len()
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
