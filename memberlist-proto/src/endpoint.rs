@@ -98,6 +98,13 @@ pub trait Hooks: Send {
     fn has_broadcasts(&self) -> bool {
         false
     }
+    /// Whether this application ever supplies broadcasts through
+    /// [`get_broadcasts`](Hooks::get_broadcasts). While it might, the node runs every gossip round
+    /// to ask, as Go does; when it never does (the `()` hooks), a node with empty queues skips
+    /// the empty rounds instead of waking five times a second for nothing.
+    fn broadcasts_possible(&self) -> bool {
+        true
+    }
     /// Application broadcasts for one packet (Go's `Delegate.GetBroadcasts`): each costs
     /// `overhead` bytes plus its length, all together within `limit`. The core frames each as a
     /// user message.
@@ -106,7 +113,11 @@ pub trait Hooks: Send {
     }
 }
 
-impl Hooks for () {}
+impl Hooks for () {
+    fn broadcasts_possible(&self) -> bool {
+        false
+    }
+}
 
 /// One memberlist node's protocol state.
 pub struct Endpoint {
@@ -381,7 +392,12 @@ impl Endpoint {
                 next = Some(next.map_or(t, |n: Instant| n.min(t)));
             }
         };
-        consider(self.next_gossip);
+        // A gossip round with nothing to send sends nothing: skip waking for it. A broadcast
+        // queued while the node skipped rounds goes out at once (Go's ticker would hold it for
+        // the next 200 ms tick); nothing else about the rounds changes.
+        if self.gossip_pending() {
+            consider(self.next_gossip);
+        }
         consider(self.next_push_pull);
         consider(self.next_rejoin);
         consider(self.probe.next_deadline());
@@ -389,6 +405,11 @@ impl Endpoint {
         consider(self.suspicions.values().map(Suspicion::deadline).min());
         consider(self.streams.values().map(|s| s.deadline).min());
         next
+    }
+
+    /// Whether a gossip round could have something to send.
+    fn gossip_pending(&self) -> bool {
+        !self.broadcasts.is_empty() || !self.user_broadcasts.is_empty() || self.hooks.broadcasts_possible()
     }
 
     // ---- queries -----------------------------------------------------------------------------

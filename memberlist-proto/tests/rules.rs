@@ -381,3 +381,24 @@ fn application_broadcasts_get_their_share_of_a_full_packet() {
         assert!(msgs.len() > 5, "the packet is full of system gossip either way");
     }
 }
+
+#[test]
+fn idle_nodes_skip_empty_gossip_rounds_and_gossip_when_there_is_news() {
+    let mut ep = me();
+    feed(&mut ep, alive("b", 2, 1, None), T0);
+    // Let the queued broadcasts (our own alive, b's) run out on rounds gossiping to b.
+    let mut now = T0;
+    for _ in 0..200 {
+        now = ep.poll_timeout().unwrap().max(now);
+        ep.handle_timeout(now);
+        while ep.poll_transmit().is_some() {}
+    }
+    // With nothing queued and no application broadcasts, the next wake-up is a probe tick or
+    // the push/pull, never a 200 ms gossip round.
+    let cfg = Config::lan("me");
+    let next = ep.poll_timeout().unwrap();
+    assert!(next - now > cfg.gossip_interval, "woke for an empty gossip round: {:?}", next - now);
+    // News arrives: a round is due within one gossip interval (at once if ticks were skipped).
+    feed(&mut ep, alive("c", 3, 1, None), now);
+    assert!(ep.poll_timeout().unwrap() <= now + cfg.gossip_interval, "gossip within a round");
+}
