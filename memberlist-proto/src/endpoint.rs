@@ -263,6 +263,7 @@ impl Endpoint {
 
     /// A datagram arrived from `from` at `now`.
     pub fn handle_packet(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
+        self.realign_idle_gossip(now);
         self.stats.packets_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
         if !self.cfg.ip_allowed(from.ip()) {
@@ -299,6 +300,7 @@ impl Endpoint {
     /// decoding off the protocol task. [`handle_packet`](Self::handle_packet) does all of that
     /// itself.
     pub fn handle_message(&mut self, from: SocketAddr, msg: Message, now: Instant) {
+        self.realign_idle_gossip(now);
         match msg {
             Message::Ping(p) => self.handle_ping(from, p, now),
             Message::IndirectPing(p) => self.handle_indirect_ping(from, p, now),
@@ -341,6 +343,7 @@ impl Endpoint {
 
     /// Time has passed: run whatever is due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.realign_idle_gossip(now);
         self.run_probe_timers(now);
         self.run_ack_timers(now);
         self.run_suspicion_timers(now);
@@ -392,9 +395,8 @@ impl Endpoint {
                 next = Some(next.map_or(t, |n: Instant| n.min(t)));
             }
         };
-        // A gossip round with nothing to send sends nothing: skip waking for it. A broadcast
-        // queued while the node skipped rounds goes out at once (Go's ticker would hold it for
-        // the next 200 ms tick); nothing else about the rounds changes.
+        // A gossip round with nothing to send sends nothing: skip waking for it (inputs realign
+        // the deadline to the tick grid before they queue anything, see realign_idle_gossip).
         if self.gossip_pending() {
             consider(self.next_gossip);
         }
@@ -405,6 +407,18 @@ impl Endpoint {
         consider(self.suspicions.values().map(Suspicion::deadline).min());
         consider(self.streams.values().map(|s| s.deadline).min());
         next
+    }
+
+    /// While rounds are skipped, the gossip deadline stays where the last round was; before an
+    /// input can queue news, move it to the next tick of the same 200 ms grid after `now`, so the
+    /// news waits for the tick as it would under Go's ticker (and arrivals within one tick share
+    /// one round).
+    pub(crate) fn realign_idle_gossip(&mut self, now: Instant) {
+        if let Some(t) = self.next_gossip.filter(|t| *t < now) {
+            if !self.gossip_pending() {
+                self.next_gossip = Some(next_after(t, self.cfg.gossip_interval, now));
+            }
+        }
     }
 
     /// Whether a gossip round could have something to send.
@@ -498,6 +512,7 @@ impl Endpoint {
     /// left. Returns the broadcast whose [`Event::BroadcastDone`] says the news went out (at
     /// once when no other node is alive). Unlike Go, a later [`join`](Self::join) re-joins.
     pub fn leave(&mut self, now: Instant) -> BroadcastId {
+        self.realign_idle_gossip(now);
         let id = self.new_broadcast_id();
         if !self.left {
             self.left = true;
@@ -515,6 +530,7 @@ impl Endpoint {
     /// Replaces this node's metadata and announces it with a new incarnation (Go's
     /// `UpdateNode`). Returns the broadcast to wait for, as for [`leave`](Self::leave).
     pub fn update_meta(&mut self, meta: Option<Vec<u8>>, now: Instant) -> Result<BroadcastId, ConfigError> {
+        self.realign_idle_gossip(now);
         if meta.as_ref().is_some_and(|m| m.len() > self.cfg.meta_max_size) {
             return Err(ConfigError {
                 field: "meta",

@@ -138,6 +138,7 @@ impl Endpoint {
     /// comes as [`Event::JoinCompleted`]. After a [`leave`](Self::leave), this also brings the
     /// node back with a new incarnation (Go cannot, #140).
     pub fn join(&mut self, seeds: &[SocketAddr], now: Instant) -> JoinId {
+        self.realign_idle_gossip(now);
         let id = self.next_join_id;
         self.next_join_id += 1;
         if self.left {
@@ -229,6 +230,7 @@ impl Endpoint {
 
     /// A peer connected to us; returns the id to report its bytes under.
     pub fn handle_stream_accepted(&mut self, peer: SocketAddr, now: Instant) -> StreamId {
+        self.realign_idle_gossip(now);
         self.stats.streams_accepted += 1;
         let id = self.next_stream_id;
         self.next_stream_id += 1;
@@ -240,6 +242,7 @@ impl Endpoint {
 
     /// Bytes arrived on a stream.
     pub fn handle_stream_data(&mut self, id: StreamId, bytes: &[u8], now: Instant) {
+        self.realign_idle_gossip(now);
         let Some(stream) = self.streams.get_mut(&id) else { return };
         stream.decoder.push(bytes);
         match stream.decoder.poll() {
@@ -251,6 +254,7 @@ impl Endpoint {
 
     /// The peer closed its side of a stream.
     pub fn handle_stream_closed(&mut self, id: StreamId, now: Instant) {
+        self.realign_idle_gossip(now);
         let Some(stream) = self.streams.get_mut(&id) else { return };
         let nothing_sent = stream.decoder.buffered() == 0;
         match stream.decoder.finish() {
@@ -262,6 +266,7 @@ impl Endpoint {
 
     /// A stream failed: it could not connect, broke, or the driver gave up on it.
     pub fn handle_stream_error(&mut self, id: StreamId, reason: &str, now: Instant) {
+        self.realign_idle_gossip(now);
         self.fail_stream(id, reason.to_owned(), now);
     }
 
