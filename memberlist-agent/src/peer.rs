@@ -93,7 +93,8 @@ fn table(node: &Memberlist) -> Value {
         .collect();
     let st = node.stats();
     json!({"members": rows, "num_alive": node.num_members(), "health": node.health_score(),
-           "sent_packets": st.packets_sent, "sent_bytes": st.bytes_sent, "stream_sent_bytes": st.stream_bytes_sent})
+           "sent_packets": st.packets_sent, "sent_bytes": st.bytes_sent, "stream_sent_bytes": st.stream_bytes_sent,
+           "push_pulls": st.push_pulls, "streams_accepted": st.streams_accepted})
 }
 
 /// Runs the peer until `quit`; after stdin closes it keeps running until killed, like the Go peer.
