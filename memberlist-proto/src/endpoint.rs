@@ -143,6 +143,9 @@ pub struct Endpoint {
     pub(crate) next_broadcast_id: BroadcastId,
     pub(crate) next_gossip: Option<Instant>,
     pub(crate) next_push_pull: Option<Instant>,
+    /// Whether the random stagger before the first push/pull timer has passed: as in Go's
+    /// `pushPullTrigger`, the first periodic push/pull comes one (scaled) interval after it.
+    pub(crate) push_pull_staggered: bool,
     pub(crate) next_rejoin: Option<Instant>,
     pub(crate) seeds: Vec<SocketAddr>,
     pub(crate) reaped: VecDeque<SocketAddr>,
@@ -218,6 +221,7 @@ impl Endpoint {
             next_broadcast_id: 1,
             next_gossip,
             next_push_pull,
+            push_pull_staggered: false,
             next_rejoin,
             seeds: Vec::new(),
             reaped: VecDeque::new(),
@@ -358,7 +362,9 @@ impl Endpoint {
         if let Some(t) = self.next_push_pull.filter(|t| *t <= now) {
             let interval = crate::state::pushpull::push_pull_scale(self.cfg.push_pull_interval, self.members.len());
             self.next_push_pull = Some(next_after(t, interval, now));
-            self.periodic_push_pull(now);
+            if std::mem::replace(&mut self.push_pull_staggered, true) {
+                self.periodic_push_pull(now);
+            }
         }
         if let (Some(t), Some(interval)) = (self.next_rejoin, self.cfg.auto_rejoin_interval) {
             if t <= now {

@@ -402,3 +402,28 @@ fn idle_nodes_skip_empty_gossip_rounds_and_gossip_when_there_is_news() {
     feed(&mut ep, alive("c", 3, 1, None), now);
     assert!(ep.poll_timeout().unwrap() <= now + cfg.gossip_interval, "gossip within a round");
 }
+
+#[test]
+fn the_first_periodic_push_pull_comes_one_interval_after_the_stagger_as_in_go() {
+    let mut ep = me();
+    feed(&mut ep, alive("b", 2, 1, None), T0);
+    let interval = Config::lan("me").push_pull_interval;
+    let mut first = None;
+    let mut now = T0;
+    let mut inc = 1;
+    while now < T0 + interval * 3 && first.is_none() {
+        now = ep.poll_timeout().unwrap().max(now);
+        ep.handle_timeout(now);
+        // b cannot answer probes here; fresh alives keep it alive (a push/pull needs a peer).
+        inc += 1;
+        feed(&mut ep, alive("b", 2, inc, None), now);
+        while ep.poll_transmit().is_some() {}
+        while ep.poll_stream().is_some() {}
+        if ep.stats().push_pulls > 0 {
+            first = Some(now - T0);
+        }
+    }
+    // Go waits a random stagger (< interval) and then a whole interval before the first one.
+    let first = first.expect("a push/pull happens");
+    assert!(first >= interval && first < interval * 2, "first push/pull after {first:?}");
+}
