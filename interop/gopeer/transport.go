@@ -82,44 +82,41 @@ func (t *dropTransport) dropped() bool {
 
 func (t *dropTransport) PacketCh() <-chan *memberlist.Packet { return t.packets }
 
-func (t *dropTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+// send applies the knobs to one outgoing datagram and hands it to write (now or after the
+// delay, on a copy since the caller may reuse b).
+func (t *dropTransport) send(b []byte, write func([]byte) (time.Time, error)) (time.Time, error) {
 	if t.dropped() {
 		return time.Now(), nil
 	}
 	t.sent(len(b))
 	if d := t.delay(); d > 0 {
 		buf := append([]byte(nil), b...)
-		time.AfterFunc(d, func() { _, _ = t.NetTransport.WriteTo(buf, addr) })
+		time.AfterFunc(d, func() { _, _ = write(buf) })
 		return time.Now(), nil
 	}
-	return t.NetTransport.WriteTo(b, addr)
+	return write(b)
+}
+
+func (t *dropTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	return t.send(b, func(b []byte) (time.Time, error) { return t.NetTransport.WriteTo(b, addr) })
 }
 
 func (t *dropTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	if t.dropped() {
-		return time.Now(), nil
+	return t.send(b, func(b []byte) (time.Time, error) { return t.NetTransport.WriteToAddress(b, a) })
+}
+
+// counted wraps a freshly dialed stream so that what this node writes to it is counted.
+func (t *dropTransport) counted(c net.Conn, err error) (net.Conn, error) {
+	if err != nil {
+		return nil, err
 	}
-	t.sent(len(b))
-	if d := t.delay(); d > 0 {
-		buf := append([]byte(nil), b...)
-		time.AfterFunc(d, func() { _, _ = t.NetTransport.WriteToAddress(buf, a) })
-		return time.Now(), nil
-	}
-	return t.NetTransport.WriteToAddress(b, a)
+	return countingConn{c, &t.streamBytes}, nil
 }
 
 func (t *dropTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
-	c, err := t.NetTransport.DialAddressTimeout(a, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return countingConn{c, &t.streamBytes}, nil
+	return t.counted(t.NetTransport.DialAddressTimeout(a, timeout))
 }
 
 func (t *dropTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	c, err := t.NetTransport.DialTimeout(addr, timeout)
-	if err != nil {
-		return nil, err
-	}
-	return countingConn{c, &t.streamBytes}, nil
+	return t.counted(t.NetTransport.DialTimeout(addr, timeout))
 }

@@ -187,23 +187,19 @@ pub async fn run(args: PeerArgs) -> Result<ExitCode> {
                 let r = node.leave(Duration::from_secs(2)).await;
                 emit(start, &me, "left", json!({"err": r.err().map(|e| e.to_string())}));
             }
-            "udp-drop" | "udp-delay" if faults.is_none() => {
-                emit(start, &me, "error", json!({"error": format!("{cmd}: start the peer with --faults")}));
+            "udp-drop" | "udp-delay" => {
+                let set = match (&faults, cmd) {
+                    (None, _) => Err("start the peer with --faults".to_string()),
+                    (Some(f), "udp-drop") => arg.parse::<f64>().map(|x| f.set_drop(x)).map_err(|e| e.to_string()),
+                    (Some(f), _) => {
+                        arg.parse::<u64>().map(|ms| f.set_delay(Duration::from_millis(ms))).map_err(|e| e.to_string())
+                    }
+                };
+                match set {
+                    Ok(()) => emit(start, &me, "knob", json!({ cmd: arg })),
+                    Err(e) => emit(start, &me, "error", json!({"error": format!("{cmd}: {e}")})),
+                }
             }
-            "udp-drop" => match (arg.parse::<f64>(), &faults) {
-                (Ok(f), Some(knobs)) => {
-                    knobs.set_drop(f);
-                    emit(start, &me, "knob", json!({"udp_drop": f}));
-                }
-                (r, _) => emit(start, &me, "error", json!({"error": format!("udp-drop: {r:?}")})),
-            },
-            "udp-delay" => match (arg.parse::<u64>(), &faults) {
-                (Ok(ms), Some(knobs)) => {
-                    knobs.set_delay(Duration::from_millis(ms));
-                    emit(start, &me, "knob", json!({"udp_delay_ms": ms}));
-                }
-                (r, _) => emit(start, &me, "error", json!({"error": format!("udp-delay: {r:?}")})),
-            },
             "quit" | "shutdown" => {
                 node.shutdown();
                 emit(start, &me, "bye", json!({}));

@@ -267,7 +267,6 @@ impl Endpoint {
 
     /// A datagram arrived from `from` at `now`.
     pub fn handle_packet(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
-        self.realign_idle_gossip(now);
         self.stats.packets_received += 1;
         self.stats.bytes_received += bytes.len() as u64;
         if !self.cfg.ip_allowed(from.ip()) {
@@ -415,8 +414,8 @@ impl Endpoint {
         next
     }
 
-    /// While rounds are skipped, the gossip deadline stays where the last round was; before an
-    /// input can queue news, move it to the next tick of the same 200 ms grid after `now`, so the
+    /// While rounds are skipped, the gossip deadline stays where the last round was; every
+    /// input that can queue news (messages, timers, stream data, join, leave, meta) first moves it to the next tick of the same 200 ms grid after `now`, so the
     /// news waits for the tick as it would under Go's ticker (and arrivals within one tick share
     /// one round).
     pub(crate) fn realign_idle_gossip(&mut self, now: Instant) {

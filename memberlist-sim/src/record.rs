@@ -58,9 +58,7 @@ pub struct CrashRecord {
 /// First receipts of one watched update (B2 dissemination).
 #[derive(Debug, Clone)]
 pub struct Receipts {
-    /// The node whose update is watched.
-    pub subject: String,
-    /// Its index (its own event does not count).
+    /// The node whose update is watched (its own event does not count).
     pub origin: usize,
     /// When the update was made.
     pub since: Instant,
@@ -147,7 +145,7 @@ impl Recorder {
     ) {
         self.events += 1;
         if let (Event::NodeUpdated(m), Some(r)) = (e, self.receipts.as_mut()) {
-            if m.name == r.subject && observer != r.origin {
+            if index_of(&m.name) == Some(r.origin) && observer != r.origin {
                 let since = r.since;
                 r.first.entry(observer).or_insert(at - since);
             }

@@ -353,16 +353,9 @@ pub fn run_with(
                 Outcome::Converged(ok.then(|| sim.now() - start))
             }
             Step::Crash { count } => {
-                let mut candidates: Vec<usize> = sim.running_nodes().into_iter().filter(|i| *i != 0).collect();
-                let mut crashed = Vec::new();
-                for _ in 0..*count {
-                    if candidates.is_empty() {
-                        break;
-                    }
-                    let k = (rng.next_u32() as usize) % candidates.len();
-                    let victim = candidates.swap_remove(k);
+                let crashed = pick(&mut sim, &mut rng, *count);
+                for &victim in &crashed {
                     sim.crash(victim);
-                    crashed.push(victim);
                 }
                 Outcome::Crashed(crashed)
             }
@@ -401,7 +394,6 @@ pub fn run_with(
                 let origin = pick(&mut sim, &mut rng, 1).first().copied().unwrap_or(0);
                 let of = sim.running_nodes().len().saturating_sub(1);
                 sim.rec.receipts = Some(crate::record::Receipts {
-                    subject: format!("node-{origin}"),
                     origin,
                     since: sim.now(),
                     first: std::collections::BTreeMap::new(),
@@ -464,15 +456,7 @@ pub fn run_with(
                 Outcome::Ran { converged: sim.converged_by_events() }
             }
             Step::Pause { count, pause_secs, every_secs, for_secs } => {
-                let mut candidates: Vec<usize> = sim.running_nodes().into_iter().filter(|i| *i != 0).collect();
-                let mut starved = Vec::new();
-                for _ in 0..*count {
-                    if candidates.is_empty() {
-                        break;
-                    }
-                    let k = (rng.next_u32() as usize) % candidates.len();
-                    starved.push(candidates.swap_remove(k));
-                }
+                let starved = pick(&mut sim, &mut rng, *count);
                 // Each starved node gets its own phase within the period.
                 let end = sim.now() + secs(*for_secs);
                 let period = secs(*every_secs);

@@ -73,9 +73,7 @@ impl Faults {
         }
         hit
     }
-}
 
-impl Faults {
     /// SplitMix64 over an atomic counter: good enough to pick which datagrams to lose.
     fn next_random(&self) -> u64 {
         let mut z = self.rng.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed).wrapping_add(0x9e37_79b9_7f4a_7c15);

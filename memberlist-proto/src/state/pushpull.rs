@@ -230,7 +230,6 @@ impl Endpoint {
 
     /// A peer connected to us; returns the id to report its bytes under.
     pub fn handle_stream_accepted(&mut self, peer: SocketAddr, now: Instant) -> StreamId {
-        self.realign_idle_gossip(now);
         self.stats.streams_accepted += 1;
         let id = self.next_stream_id;
         self.next_stream_id += 1;
