@@ -28,6 +28,10 @@ struct Args {
     /// Turn Lifeguard off (SWIM baseline: no awareness, fixed suspicion timeout).
     #[arg(long)]
     swim_baseline: bool,
+    /// Suspicion multiplier α (memberlist's SuspicionMult; LAN default 4, the Lifeguard
+    /// paper's and the SWIM baseline's 5).
+    #[arg(long)]
+    alpha: Option<usize>,
     /// Print progress to stderr.
     #[arg(long)]
     progress: bool,
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
     }
     let started = WallClock::now();
     let swim = args.swim_baseline;
+    let alpha = args.alpha;
     let show = args.progress;
     let timeline = args.timeline.clone();
     let (sim, outcomes) = scenario::run_with(
@@ -68,6 +73,9 @@ fn main() -> ExitCode {
         move |cfg| {
             if swim {
                 memberlist_sim::scenario::swim_baseline(cfg);
+            }
+            if let Some(a) = alpha {
+                cfg.suspicion_mult = a;
             }
         },
         move |sim, what| {

@@ -119,6 +119,10 @@ pub enum Step {
         every_secs: f64,
         /// How long the starvation lasts.
         for_secs: f64,
+        /// Only received messages wait during a pause; timers keep firing and the node keeps
+        /// sending (the Lifeguard paper's slow message processing). Off: the whole node stops.
+        #[serde(default)]
+        timers_run: bool,
     },
 }
 
@@ -194,7 +198,13 @@ impl Scenario {
             "starved" => vec![
                 Step::Bootstrap { join_window_secs: window },
                 Step::WaitConverged { limit_secs: 3600.0 },
-                Step::Pause { count: 8.min(n / 4), pause_secs: 2.0, every_secs: 10.0, for_secs: 300.0 },
+                Step::Pause {
+                    count: 8.min(n / 4),
+                    pause_secs: 2.0,
+                    every_secs: 10.0,
+                    for_secs: 300.0,
+                    timers_run: false,
+                },
                 Step::Run { secs: 30.0 },
             ],
             _ => return None,
@@ -455,7 +465,7 @@ pub fn run_with(
                 }
                 Outcome::Ran { converged: sim.converged_by_events() }
             }
-            Step::Pause { count, pause_secs, every_secs, for_secs } => {
+            Step::Pause { count, pause_secs, every_secs, for_secs, timers_run } => {
                 let starved = pick(&mut sim, &mut rng, *count);
                 // Each starved node gets its own phase within the period.
                 let end = sim.now() + secs(*for_secs);
@@ -471,7 +481,11 @@ pub fn run_with(
                         break;
                     }
                     sim.run_until(t);
-                    sim.pause(starved[k], secs(*pause_secs));
+                    if *timers_run {
+                        sim.stall_input(starved[k], secs(*pause_secs));
+                    } else {
+                        sim.pause(starved[k], secs(*pause_secs));
+                    }
                     next[k] = t + period;
                 }
                 sim.run_until(end);

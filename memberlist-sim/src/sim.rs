@@ -112,6 +112,10 @@ struct SimNode {
     gen: u32,
     wake_at: Option<Instant>,
     paused_until: Option<Instant>,
+    /// During the pause only what the node receives waits; its timers keep firing (the
+    /// Lifeguard paper's "slow message processing"). Otherwise timers wait too (a stopped
+    /// process).
+    timers_run: bool,
     backlog: VecDeque<Item>,
     /// Extra processing time per datagram (the "slow" fault).
     cost: Duration,
@@ -207,6 +211,7 @@ impl Sim {
             gen: 0,
             wake_at: None,
             paused_until: None,
+            timers_run: false,
             backlog: VecDeque::new(),
             cost: Duration::ZERO,
             anomalous: false,
@@ -313,10 +318,25 @@ impl Sim {
         self.join(i, seeds);
     }
 
-    /// Node `i` processes nothing for `d`: datagrams and stream bytes queue up, timers wait.
+    /// Node `i` processes nothing for `d`: datagrams and stream bytes queue up, timers wait
+    /// (a stopped process: SIGSTOP, a long GC pause).
     pub fn pause(&mut self, i: usize, d: Duration) {
-        self.nodes[i].paused_until = Some(self.now + d);
-        self.nodes[i].anomalous = true;
+        self.hold(i, d, false);
+    }
+
+    /// Node `i` processes nothing it receives for `d` — datagrams and stream bytes queue up —
+    /// while its timers keep firing and it keeps sending: the slow message processing of the
+    /// Lifeguard paper, where a member's probes time out because it cannot read the acks.
+    pub fn stall_input(&mut self, i: usize, d: Duration) {
+        self.hold(i, d, true);
+    }
+
+    fn hold(&mut self, i: usize, d: Duration, timers_run: bool) {
+        let node = &mut self.nodes[i];
+        let until = self.now + d;
+        node.paused_until = Some(node.paused_until.map_or(until, |t| t.max(until)));
+        node.timers_run = timers_run;
+        node.anomalous = true;
     }
 
     /// Everything node `i` receives costs it `cost` of processing time (zero to heal).
@@ -398,11 +418,13 @@ impl Sim {
             // Like a process coming back from a stall: its overdue timers fire before it gets
             // to the datagrams that queued up meanwhile, so its probes time out although their
             // acks are waiting (the failure Lifeguard is designed for).
-            let now = self.now;
-            if let Some(ep) = self.nodes[i].ep.as_mut() {
-                ep.handle_timeout(now);
+            if !self.nodes[i].timers_run {
+                let now = self.now;
+                if let Some(ep) = self.nodes[i].ep.as_mut() {
+                    ep.handle_timeout(now);
+                }
+                self.after_input(i);
             }
-            self.after_input(i);
             let backlog: Vec<Item> = self.nodes[i].backlog.drain(..).collect();
             for item in backlog {
                 self.dispatch(item);
@@ -420,11 +442,19 @@ impl Sim {
         if node.ep.is_none() {
             return;
         }
-        if node.paused_until.is_some() {
-            if !matches!(item, Item::Wake { .. }) {
-                node.backlog.push_back(item);
+        match &item {
+            _ if node.paused_until.is_none() => {}
+            // The wake-up is not lost: the resume runs the overdue timers and schedules the
+            // next wake-up, which must not be held back by this one.
+            Item::Wake { .. } if !node.timers_run => {
+                node.wake_at = None;
+                return;
             }
-            return;
+            Item::Wake { .. } => {}
+            _ => {
+                node.backlog.push_back(item);
+                return;
+            }
         }
         let now = self.now;
         // A slow node spends `cost` on everything it receives (datagrams and stream traffic):

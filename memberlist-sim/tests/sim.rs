@@ -149,6 +149,57 @@ fn paused_and_slow_nodes_recover() {
     assert!(sim.endpoint(6).unwrap().local_member().unwrap().incarnation > 1, "it refuted with a higher incarnation");
 }
 
+fn converged_cluster(n: usize, seed: u64) -> Sim {
+    let mut sim = Sim::new(seed, NetworkModel::lan(n));
+    for _ in 0..n {
+        sim.add_node(Config::lan("x"));
+    }
+    for i in 1..n {
+        sim.join(i, &[0]);
+    }
+    assert!(sim.run_while_not(Duration::from_secs(30), Duration::from_millis(100), Sim::converged));
+    sim
+}
+
+#[test]
+fn a_paused_node_keeps_probing_after_it_resumes() {
+    // Wake-ups that fall into a pause must not be lost: the node runs its overdue timers when
+    // it resumes and then keeps its schedule (one probe per second).
+    let mut sim = converged_cluster(10, 7);
+    for _ in 0..3 {
+        sim.pause(3, Duration::from_millis(2500));
+        sim.run_for(Duration::from_secs(5));
+    }
+    let before = sim.endpoint(3).unwrap().stats().probes;
+    sim.run_for(Duration::from_secs(20));
+    let probes = sim.endpoint(3).unwrap().stats().probes - before;
+    assert!((18..=21).contains(&probes), "{probes} probes in 20 s after three pauses");
+    assert!(sim.converged());
+}
+
+#[test]
+fn an_input_stall_lets_timers_run_and_the_refutations_in_afterwards() {
+    // Slow message processing: node 3 reads nothing for 4 s but its timers fire and it sends.
+    // Its probes fail (the acks wait in its backlog), so it suspects whomever it probes; the
+    // suspected members refute, and node 3 reads the refutations once the stall ends, well
+    // before its suspicion timers (≥ 4 s here) could declare anyone dead.
+    let mut sim = converged_cluster(10, 8);
+    let before = sim.endpoint(3).unwrap().stats().clone();
+    sim.stall_input(3, Duration::from_secs(4));
+    sim.run_for(Duration::from_millis(3900));
+    let during = sim.endpoint(3).unwrap().stats().clone();
+    assert!(during.probes - before.probes >= 2, "it kept probing: {} probes", during.probes - before.probes);
+    assert!(during.probes_failed > before.probes_failed, "and its probes failed");
+    // No nack came back either, so local health told it to slow down (Lifeguard).
+    assert!(sim.endpoint(3).unwrap().health_score() > 0);
+    assert_eq!(during.packets_received, before.packets_received, "it read nothing");
+    sim.run_for(Duration::from_secs(30));
+    assert!(sim.endpoint(3).unwrap().stats().packets_received > during.packets_received);
+    assert!(sim.rec.false_suspicions > 0, "the stall caused suspicions");
+    assert_eq!(sim.rec.false_deaths, 0, "but no deaths");
+    assert!(sim.converged());
+}
+
 #[test]
 fn lifeguard_cuts_false_deaths_of_healthy_members_against_swim() {
     // 100 nodes, 8 of them CPU-starved for 5 minutes: everything they receive costs them 250 ms,
