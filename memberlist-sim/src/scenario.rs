@@ -207,6 +207,20 @@ impl Scenario {
                 },
                 Step::Run { secs: 30.0 },
             ],
+            // The Lifeguard paper's slow message processing: 8 members read nothing for 20 s
+            // out of every 30 s (their timers keep firing), for 5 minutes.
+            "stalled" => vec![
+                Step::Bootstrap { join_window_secs: window },
+                Step::WaitConverged { limit_secs: 3600.0 },
+                Step::Pause {
+                    count: 8.min(n / 4),
+                    pause_secs: 20.0,
+                    every_secs: 30.0,
+                    for_secs: 300.0,
+                    timers_run: true,
+                },
+                Step::Run { secs: 60.0 },
+            ],
             _ => return None,
         };
         Some(Scenario { name: name.into(), nodes: n, config: "lan".into(), auto_rejoin_secs: None, steps })
@@ -214,7 +228,16 @@ impl Scenario {
 
     /// The names of the built-in scenarios.
     pub fn builtin_names() -> &'static [&'static str] {
-        &["bootstrap-crash", "converged-crash", "partition-heal", "loss-sweep", "starved", "slow", "first-detection"]
+        &[
+            "bootstrap-crash",
+            "converged-crash",
+            "partition-heal",
+            "loss-sweep",
+            "starved",
+            "stalled",
+            "slow",
+            "first-detection",
+        ]
     }
 
     /// The protocol configuration every node gets.

@@ -202,22 +202,26 @@ fn an_input_stall_lets_timers_run_and_the_refutations_in_afterwards() {
 
 #[test]
 fn lifeguard_cuts_false_deaths_of_healthy_members_against_swim() {
-    // 100 nodes, 8 of them CPU-starved for 5 minutes: everything they receive costs them 250 ms,
-    // more than their share of traffic allows, so their queues grow and their acks come late.
-    let sc = Scenario::builtin("slow", 100).unwrap();
+    // 100 nodes; for 5 minutes 8 of them read nothing for 20 s out of every 30 s while their
+    // timers keep firing (the Lifeguard paper's slow message processing): their probes fail, so
+    // they suspect healthy members and cannot read the refutations in time.
+    let sc = Scenario::builtin("stalled", 100).unwrap();
     let (lifeguard, _) = run(&sc, 1);
     let (swim, _) = scenario::run(&sc, 1, scenario::swim_baseline, quiet);
     let (lg, sw) = (lifeguard.rec.false_deaths_of_healthy, swim.rec.false_deaths_of_healthy);
     eprintln!(
-        "false deaths of healthy members: lifeguard {lg}, swim {sw}; healthy declared dead by healthy: {} / {}",
-        lifeguard.rec.false_deaths_healthy_by_healthy, swim.rec.false_deaths_healthy_by_healthy
+        "false deaths of healthy members: lifeguard {lg}, swim {sw}; of anyone: {} / {}; \
+         false suspicions of healthy members: {} / {}",
+        lifeguard.rec.false_deaths,
+        swim.rec.false_deaths,
+        lifeguard.rec.false_suspicions_of_healthy,
+        swim.rec.false_suspicions_of_healthy
     );
-    // Measured with seeds 1, 2, 3: 226/1539, 234/1529, 223/1480 (ratios 0.147, 0.153, 0.151).
-    assert!(sw > 1000, "the baseline does suffer: {sw}");
-    assert!((lg as f64) < 0.25 * sw as f64, "lifeguard {lg} vs swim {sw}");
-    // Healthy nodes never declare healthy nodes dead in either: refutation works.
+    // Measured with seeds 1, 2, 3: 0/755, 0/761, 0/783.
+    assert!(sw > 300, "the baseline does suffer: {sw}");
+    assert!(lg * 50 <= sw, "lifeguard {lg} vs swim {sw}: at least 50x fewer");
     assert_eq!(lifeguard.rec.false_deaths_healthy_by_healthy, 0);
-    // The starved members noticed their own trouble and backed off (local health).
+    // The stalled members noticed their own trouble and backed off (local health).
     assert!(lifeguard.rec.awareness.iter().any(|a| a.2 > 2));
     assert!(swim.rec.awareness.iter().all(|a| a.2 == 0));
 }
