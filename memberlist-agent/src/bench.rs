@@ -296,16 +296,17 @@ impl Cluster {
         Ok(out)
     }
 
-    /// CPU seconds used so far, resident memory now and its private (anonymous) part (KiB), of
+    /// CPU seconds used so far, resident memory now, its proportional share (PSS: each page
+    /// divided by the number of processes mapping it) and its private (anonymous) part (KiB), of
     /// the nodes' processes.
-    fn usage(&self) -> (f64, u64, u64) {
+    fn usage(&self) -> (f64, u64, u64, u64) {
         let pids: Vec<u32> = match self.kind {
             Kind::Rust => vec![std::process::id()],
             _ => self.procs.iter().map(|p| p.child.id()).collect(),
         };
         pids.iter()
-            .map(|p| (cpu_secs(*p), rss_kib(*p, "VmRSS:"), rss_kib(*p, "RssAnon:")))
-            .fold((0.0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+            .map(|p| (cpu_secs(*p), rss_kib(*p, "VmRSS:"), pss_kib(*p), rss_kib(*p, "RssAnon:")))
+            .fold((0.0, 0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3))
     }
 
     fn shutdown(&mut self) {
@@ -336,6 +337,16 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The proportional set size of a process (/proc/PID/smaps_rollup), KiB.
+fn pss_kib(pid: u32) -> u64 {
+    let Ok(rollup) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else { return 0 };
+    rollup
+        .lines()
+        .find_map(|l| l.strip_prefix("Pss:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 #[derive(Debug, Default)]
 struct Figures {
     converge: Duration,
@@ -344,6 +355,7 @@ struct Figures {
     false_deaths: usize,
     cpu_share: f64,
     rss_mib: f64,
+    pss_mib: f64,
     anon_mib: f64,
     packets_per_s: f64,
     bytes_per_s: f64,
@@ -395,10 +407,11 @@ async fn wait_converged(c: &mut Cluster, limit: Duration) -> Result<Duration> {
 
 async fn bench(kind: Kind, gopeer: &std::path::Path, n: usize, kills: usize, steady: Duration) -> Result<Figures> {
     let mut c = Cluster::new(kind, gopeer);
-    let (rss_before, anon_before) = if kind == Kind::Rust {
-        (rss_kib(std::process::id(), "VmRSS:"), rss_kib(std::process::id(), "RssAnon:"))
+    let (rss_before, pss_before, anon_before) = if kind == Kind::Rust {
+        let me = std::process::id();
+        (rss_kib(me, "VmRSS:"), pss_kib(me), rss_kib(me, "RssAnon:"))
     } else {
-        (0, 0)
+        (0, 0, 0)
     };
     c.add().await?;
     let start = Instant::now();
@@ -421,10 +434,11 @@ async fn bench(kind: Kind, gopeer: &std::path::Path, n: usize, kills: usize, ste
     let w0 = Instant::now();
     tokio::time::sleep(steady).await;
     let secs = w0.elapsed().as_secs_f64();
-    let ((cpu1, rss, anon), t1) = (c.usage(), sum(&c.reports()?));
+    let ((cpu1, rss, pss, anon), t1) = (c.usage(), sum(&c.reports()?));
     let per = |a: u64, b: u64| (b.saturating_sub(a)) as f64 / n as f64 / secs;
     f.cpu_share = (cpu1 - cpu0) / n as f64 / secs;
     f.rss_mib = rss.saturating_sub(rss_before) as f64 / n as f64 / 1024.0;
+    f.pss_mib = pss.saturating_sub(pss_before) as f64 / n as f64 / 1024.0;
     f.anon_mib = anon.saturating_sub(anon_before) as f64 / n as f64 / 1024.0;
     f.packets_per_s = per(t0.packets, t1.packets);
     f.bytes_per_s = per(t0.bytes, t1.bytes);
@@ -474,7 +488,7 @@ async fn bench(kind: Kind, gopeer: &std::path::Path, n: usize, kills: usize, ste
 
 fn row(kind: Kind, n: usize, f: &Figures) {
     println!(
-        "| {} | {n} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} | {:.2} % | {:.2} / {:.2} | {:.1} / {:.0} | {:.0} |",
+        "| {} | {n} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {} | {:.2} % | {:.2} / {:.2} / {:.2} | {:.1} / {:.0} | {:.0} |",
         kind.label(),
         f.converge.as_secs_f64(),
         percentile(&f.suspect, 50.0),
@@ -485,6 +499,7 @@ fn row(kind: Kind, n: usize, f: &Figures) {
         f.false_deaths,
         f.cpu_share * 100.0,
         f.rss_mib,
+        f.pss_mib,
         f.anon_mib,
         f.packets_per_s,
         f.bytes_per_s,
@@ -504,7 +519,7 @@ pub async fn run(args: &BenchArgs) -> Result<ExitCode> {
     }
     println!(
         "| cluster | N | converge (s) | kill → first suspect p50 / p99 (s) | kill → dead everywhere p50 / p99 (s) \
-         | kills | false deaths | CPU per node (of one core) | RSS / private RSS per node (MiB) \
+         | kills | false deaths | CPU per node (of one core) | RSS / PSS / private RSS per node (MiB) \
          | UDP sent per node: packets/s / bytes/s \
          | TCP bytes/s per node |"
     );
