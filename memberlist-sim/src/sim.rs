@@ -130,6 +130,8 @@ type StreamEnd = (usize, u32, StreamId);
 /// The simulator.
 pub struct Sim {
     now: Instant,
+    /// Nodes with a pause in force, so that resuming does not scan every node on every event.
+    paused: std::collections::BTreeSet<usize>,
     seed: u64,
     nodes: Vec<SimNode>,
     by_addr: HashMap<SocketAddr, usize>,
@@ -155,6 +157,7 @@ impl Sim {
     pub fn new(seed: u64, net: NetworkModel) -> Self {
         Sim {
             now: Instant::from_nanos(1_000_000_000),
+            paused: std::collections::BTreeSet::new(),
             seed,
             nodes: Vec::new(),
             by_addr: HashMap::new(),
@@ -234,6 +237,7 @@ impl Sim {
         node.wake_at = None;
         node.paused_until = None;
         node.backlog.clear();
+        self.paused.remove(&i);
         self.after_input(i);
     }
 
@@ -337,6 +341,7 @@ impl Sim {
         node.paused_until = Some(node.paused_until.map_or(until, |t| t.max(until)));
         node.timers_run = timers_run;
         node.anomalous = true;
+        self.paused.insert(i);
     }
 
     /// Everything node `i` receives costs it `cost` of processing time (zero to heal).
@@ -408,13 +413,18 @@ impl Sim {
     fn resume_due(&mut self, until: Instant) {
         let next_item = self.queue.peek().map(|Reverse(s)| s.at).unwrap_or(until);
         let horizon = next_item.min(until);
-        for i in 0..self.nodes.len() {
+        if self.paused.is_empty() {
+            return;
+        }
+        let paused: Vec<usize> = self.paused.iter().copied().collect();
+        for i in paused {
             let Some(t) = self.nodes[i].paused_until else { continue };
             if t > horizon {
                 continue;
             }
             self.now = self.now.max(t);
             self.nodes[i].paused_until = None;
+            self.paused.remove(&i);
             // Like a process coming back from a stall: its overdue timers fire before it gets
             // to the datagrams that queued up meanwhile, so its probes time out although their
             // acks are waiting (the failure Lifeguard is designed for).
