@@ -458,21 +458,29 @@ impl Endpoint {
     /// start from an already converged cluster. Names already in the table, and this node's own,
     /// are skipped.
     pub fn assume_members(&mut self, members: impl IntoIterator<Item = Member>, now: Instant) {
-        for m in members {
-            if m.name == self.cfg.name || self.members.get(&m.name).is_some() {
+        self.assume_entries(members.into_iter().map(|m| crate::state::members::NodeEntry {
+            addr: ip_to_bytes(m.addr).into(),
+            port: m.port,
+            meta: if m.meta.is_empty() { None } else { Some(m.meta) },
+            vsn: m.vsn,
+            incarnation: m.incarnation,
+            state: m.state,
+            state_change: now,
+            name: m.name.into(),
+        }));
+    }
+
+    /// [`assume_members`](Self::assume_members) for table entries built by the caller, who can
+    /// share one allocation of each name between many nodes' tables (a simulator of thousands
+    /// of nodes saves a name allocation per entry).
+    pub fn assume_entries(&mut self, entries: impl IntoIterator<Item = crate::state::members::NodeEntry>) {
+        let entries = entries.into_iter();
+        self.members.reserve(entries.size_hint().0);
+        for e in entries {
+            if *e.name == *self.cfg.name || self.members.get(&e.name).is_some() {
                 continue;
             }
-            let entry = crate::state::members::NodeEntry {
-                addr: ip_to_bytes(m.addr),
-                port: m.port,
-                meta: if m.meta.is_empty() { None } else { Some(m.meta) },
-                vsn: m.vsn,
-                incarnation: m.incarnation,
-                state: m.state,
-                state_change: now,
-                name: m.name,
-            };
-            self.members.insert(entry, &mut self.rng);
+            self.members.insert(e, &mut self.rng);
         }
     }
 
@@ -522,7 +530,11 @@ impl Endpoint {
         if !self.left {
             self.left = true;
             if let Some(me) = self.members.get(&self.cfg.name) {
-                let d = crate::wire::Dead { incarnation: me.incarnation, node: me.name.clone(), from: me.name.clone() };
+                let d = crate::wire::Dead {
+                    incarnation: me.incarnation,
+                    node: me.name.to_string(),
+                    from: me.name.to_string(),
+                };
                 self.dead_node_notify(d, Some(id), now);
             }
         }
@@ -697,7 +709,7 @@ impl Endpoint {
 
     /// Whether any node other than this one is alive (Go's `anyAlive`).
     pub(crate) fn any_other_alive(&self) -> bool {
-        self.members.iter().any(|e| e.name != self.cfg.name && e.state == NodeState::Alive)
+        self.members.iter().any(|e| *e.name != *self.cfg.name && e.state == NodeState::Alive)
     }
 }
 

@@ -37,7 +37,7 @@ impl Member {
 impl From<&NodeEntry> for Member {
     fn from(e: &NodeEntry) -> Self {
         Member {
-            name: e.name.clone(),
+            name: e.name.to_string(),
             addr: e.socket_addr().ip(),
             port: e.port,
             meta: e.meta.clone().unwrap_or_default(),

@@ -11,6 +11,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use memberlist_proto::state::members::{ip_to_bytes, NodeEntry};
 use memberlist_proto::{Config, Endpoint, Event, Instant, StreamAction, StreamId};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -248,25 +249,27 @@ impl Sim {
         let now = self.now;
         let running = self.running_nodes();
         let vsn = config.vsn();
-        let members: Vec<memberlist_proto::Member> = running
+        // One allocation per name, shared by every table.
+        let members: Vec<NodeEntry> = running
             .iter()
             .map(|&i| {
                 let addr = node_addr(i);
-                memberlist_proto::Member {
-                    name: format!("node-{i}"),
-                    addr: addr.ip(),
+                NodeEntry {
+                    name: node_name(i).into(),
+                    addr: ip_to_bytes(addr.ip()).into(),
                     port: addr.port(),
-                    meta: Vec::new(),
-                    state: memberlist_proto::NodeState::Alive,
-                    incarnation: 1,
+                    meta: None,
                     vsn,
+                    incarnation: 1,
+                    state: memberlist_proto::NodeState::Alive,
+                    state_change: now,
                 }
             })
             .collect();
         let n = running.len() as i64;
         for &i in &running {
             if let Some(ep) = self.nodes[i].ep.as_mut() {
-                ep.assume_members(members.iter().cloned(), now);
+                ep.assume_entries(members.iter().cloned());
             }
             if let Some(v) = self.rec.live_view.get_mut(i) {
                 *v = n;

@@ -16,7 +16,7 @@ impl Endpoint {
         let me = self.cfg.name.clone();
         let to_the_dead = self.cfg.gossip_to_the_dead_time;
         let targets = self.members.k_random(self.cfg.gossip_nodes, &mut self.rng, |e| {
-            e.name == me
+            *e.name == *me
                 || match e.state {
                     NodeState::Alive | NodeState::Suspect => false,
                     NodeState::Dead => now - e.state_change > to_the_dead,

@@ -8,6 +8,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand_core::Rng;
@@ -18,11 +20,11 @@ use crate::time::Instant;
 /// What this node knows about one member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeEntry {
-    /// Node name.
-    pub name: String,
+    /// Node name, shared with the table's index.
+    pub name: Arc<str>,
     /// Address bytes as they travel (4 bytes, or 16 for IPv6 and for IPv4 written in 16-byte
     /// form by some Go nodes); kept as received so that they are gossiped on unchanged.
-    pub addr: Vec<u8>,
+    pub addr: WireAddr,
     /// Port.
     pub port: u16,
     /// Metadata; `None` when it travelled as nil.
@@ -35,6 +37,59 @@ pub struct NodeEntry {
     pub state: NodeState,
     /// When the state last changed.
     pub state_change: Instant,
+}
+
+/// Address bytes as received, held inline up to 16 bytes (every real IP address) so that a
+/// table entry needs no allocation for them; anything longer (a peer may send any byte string)
+/// is kept on the heap, unchanged.
+#[derive(Clone, PartialEq, Eq)]
+pub enum WireAddr {
+    /// Up to 16 bytes: the length and the bytes.
+    Inline(u8, [u8; 16]),
+    /// Longer than 16 bytes.
+    Heap(Box<[u8]>),
+}
+
+impl WireAddr {
+    /// The bytes as a vector, as messages carry them.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.deref().to_vec()
+    }
+}
+
+impl From<&[u8]> for WireAddr {
+    fn from(bytes: &[u8]) -> Self {
+        let mut inline = [0u8; 16];
+        match inline.get_mut(..bytes.len()) {
+            Some(head) => {
+                head.copy_from_slice(bytes);
+                WireAddr::Inline(bytes.len() as u8, inline)
+            }
+            None => WireAddr::Heap(bytes.into()),
+        }
+    }
+}
+
+impl From<Vec<u8>> for WireAddr {
+    fn from(bytes: Vec<u8>) -> Self {
+        WireAddr::from(bytes.as_slice())
+    }
+}
+
+impl Deref for WireAddr {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            WireAddr::Inline(len, bytes) => bytes.get(..usize::from(*len)).unwrap_or(&[]),
+            WireAddr::Heap(bytes) => bytes,
+        }
+    }
+}
+
+impl std::fmt::Debug for WireAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// The IP address in `bytes` (4 or 16 bytes; IPv4-mapped IPv6 becomes IPv4).
@@ -94,7 +149,7 @@ pub fn shuffle<T>(rng: &mut impl Rng, items: &mut [T]) {
 #[derive(Debug, Clone, Default)]
 pub struct Members {
     nodes: Vec<NodeEntry>,
-    index: HashMap<String, usize>,
+    index: HashMap<Arc<str>, usize>,
 }
 
 impl Members {
@@ -134,6 +189,12 @@ impl Members {
             Some(&i) => self.nodes.get_mut(i),
             None => None,
         }
+    }
+
+    /// Makes room for `additional` more entries.
+    pub fn reserve(&mut self, additional: usize) {
+        self.nodes.reserve_exact(additional);
+        self.index.reserve(additional);
     }
 
     /// Adds a node at a random position: appended, then swapped with the node at a random index
@@ -219,7 +280,7 @@ mod tests {
     fn entry(name: &str, state: NodeState, changed: u64) -> NodeEntry {
         NodeEntry {
             name: name.into(),
-            addr: vec![127, 0, 0, 1],
+            addr: WireAddr::from(&[127u8, 0, 0, 1][..]),
             port: 7946,
             meta: None,
             vsn: Vsn::new(2, 0, 0, 0),

@@ -127,7 +127,7 @@ impl Endpoint {
             }
             let Some(node) = self.members.at(self.probe.index).cloned() else { return };
             self.probe.index += 1;
-            if node.name == self.cfg.name || node.dead_or_left() {
+            if *node.name == *self.cfg.name || node.dead_or_left() {
                 checked += 1;
                 continue;
             }
@@ -140,7 +140,7 @@ impl Endpoint {
     fn reset_nodes(&mut self, now: Instant) {
         let reaped = self.members.reap_and_shuffle(now, self.cfg.gossip_to_the_dead_time, &mut self.rng);
         for e in reaped {
-            self.suspicions.remove(&e.name);
+            self.suspicions.remove(&*e.name);
             if self.cfg.auto_rejoin_interval.is_some() {
                 let addr = e.socket_addr();
                 self.reaped.retain(|a| *a != addr);
@@ -164,7 +164,7 @@ impl Endpoint {
             self.send_msg(to, Message::Ping(ping).encode(), now);
         } else {
             let suspect =
-                Suspect { incarnation: node.incarnation, node: node.name.clone(), from: self.cfg.name.clone() };
+                Suspect { incarnation: node.incarnation, node: node.name.to_string(), from: self.cfg.name.clone() };
             let parts = [Message::Ping(ping).encode(), Message::Suspect(suspect).encode()];
             let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
             if let Ok(compound) = crate::wire::compound::encode_compound(&refs) {
@@ -203,7 +203,7 @@ impl Endpoint {
         let (seq_no, node, sent, end) = (p.seq_no, p.node.clone(), p.sent, p.end);
         let me = self.cfg.name.clone();
         let peers = self.members.k_random(self.cfg.indirect_checks, &mut self.rng, |e| {
-            e.name == me || e.name == node.name || e.state != NodeState::Alive
+            *e.name == *me || e.name == node.name || e.state != NodeState::Alive
         });
         let mut expected_nacks = 0;
         for peer in &peers {
@@ -211,9 +211,9 @@ impl Endpoint {
             expected_nacks += usize::from(nack);
             let req = IndirectPingReq {
                 seq_no,
-                target: node.addr.clone(),
+                target: node.addr.to_vec(),
                 port: node.port,
-                node: node.name.clone(),
+                node: node.name.to_string(),
                 nack,
                 source_addr: ip_to_bytes(self.advertise.ip()),
                 source_port: self.advertise.port(),
@@ -241,13 +241,14 @@ impl Endpoint {
             self.abandon_stream(id);
         }
         if p.tcp == TcpFallback::Contacted {
-            self.events.push_back(Event::TcpFallbackSucceeded { node: p.node.name.clone() });
+            self.events.push_back(Event::TcpFallbackSucceeded { node: p.node.name.to_string() });
             self.awareness_delta(-1);
         } else {
             let delta = if p.expected_nacks > 0 { p.expected_nacks.saturating_sub(p.nacks) } else { 1 };
             self.awareness_delta(i64::try_from(delta).unwrap_or(i64::MAX));
             self.stats.probes_failed += 1;
-            let s = Suspect { incarnation: p.node.incarnation, node: p.node.name.clone(), from: self.cfg.name.clone() };
+            let s =
+                Suspect { incarnation: p.node.incarnation, node: p.node.name.to_string(), from: self.cfg.name.clone() };
             self.suspect_node(s, now);
         }
         self.after_probe(now);

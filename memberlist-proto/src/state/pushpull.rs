@@ -114,8 +114,8 @@ impl Endpoint {
             .members
             .iter()
             .map(|e| PushNodeState {
-                name: e.name.clone(),
-                addr: e.addr.clone(),
+                name: e.name.to_string(),
+                addr: e.addr.to_vec(),
                 port: e.port,
                 meta: e.meta.clone(),
                 incarnation: e.incarnation,
@@ -181,7 +181,7 @@ impl Endpoint {
     /// Periodic anti-entropy with one random alive node.
     pub(crate) fn periodic_push_pull(&mut self, now: Instant) {
         let me = self.cfg.name.clone();
-        let picked = self.members.k_random(1, &mut self.rng, |e| e.name == me || e.state != NodeState::Alive);
+        let picked = self.members.k_random(1, &mut self.rng, |e| *e.name == *me || e.state != NodeState::Alive);
         if let Some(node) = picked.first() {
             self.start_push_pull(node.socket_addr(), false, None, now);
         }

@@ -58,7 +58,7 @@ impl Endpoint {
         // a known node at its known address with no newer incarnation changes nothing below.
         if !is_local {
             if let Some(known) = self.members.get(&a.node) {
-                if a.incarnation <= known.incarnation && known.addr == a.addr && known.port == a.port {
+                if a.incarnation <= known.incarnation && *known.addr == *a.addr && known.port == a.port {
                     return;
                 }
             }
@@ -76,8 +76,8 @@ impl Endpoint {
                 }
                 // A new node enters as dead with incarnation 0, then the rules below apply.
                 let entry = NodeEntry {
-                    name: a.node.clone(),
-                    addr: a.addr.clone(),
+                    name: a.node.as_str().into(),
+                    addr: a.addr.as_slice().into(),
                     port: a.port,
                     meta: a.meta.clone(),
                     vsn: a.vsn,
@@ -87,7 +87,7 @@ impl Endpoint {
                 };
                 self.members.insert(entry, &mut self.rng);
             }
-            Some(existing) if existing.addr != a.addr || existing.port != a.port => {
+            Some(existing) if *existing.addr != *a.addr || existing.port != a.port => {
                 if !self.cfg.ip_allowed(ip) {
                     self.stats.dropped_not_allowed += 1;
                     return;
@@ -131,7 +131,7 @@ impl Endpoint {
             state.vsn = a.vsn;
             state.incarnation = a.incarnation;
             state.meta = a.meta;
-            state.addr = a.addr;
+            state.addr = a.addr.into();
             state.port = a.port;
             if state.state != NodeState::Alive {
                 state.state = NodeState::Alive;
@@ -216,7 +216,7 @@ impl Endpoint {
             if s.k() > 0 && s.confirmations() < s.k() {
                 self.stats.degraded_timeout += 1;
             }
-            let d = Dead { incarnation: state.incarnation, node: state.name.clone(), from: self.cfg.name.clone() };
+            let d = Dead { incarnation: state.incarnation, node: state.name.to_string(), from: self.cfg.name.clone() };
             self.dead_node(d, now);
         }
     }
@@ -267,8 +267,8 @@ impl Endpoint {
         me.incarnation = inc;
         let a = Alive {
             incarnation: inc,
-            node: me.name.clone(),
-            addr: me.addr.clone(),
+            node: me.name.to_string(),
+            addr: me.addr.to_vec(),
             port: me.port,
             meta: me.meta.clone(),
             vsn: me.vsn,
