@@ -301,12 +301,12 @@ mod tests {
             m.insert(entry(&format!("n{i}"), state, i as u64 * 10), &mut rng);
         }
         for i in 0..5 {
-            assert_eq!(m.get(&format!("n{i}")).unwrap().name, format!("n{i}"));
+            assert_eq!(*m.get(&format!("n{i}")).unwrap().name, format!("n{i}"));
         }
         // At t = 55 s with a 30 s window: n1 (dead at 10 s) and n2 (left at 20 s) go; n3 (dead at
         // 30 s, 25 s ago) stays.
         let reaped = m.reap_and_shuffle(Instant::from_nanos(55_000_000_000), Duration::from_secs(30), &mut rng);
-        let mut names: Vec<_> = reaped.iter().map(|e| e.name.as_str()).collect();
+        let mut names: Vec<_> = reaped.iter().map(|e| &*e.name).collect();
         names.sort();
         assert_eq!(names, ["n1", "n2"]);
         assert_eq!(m.len(), 3);
@@ -314,6 +314,18 @@ mod tests {
         for e in m.iter() {
             assert_eq!(m.get(&e.name), Some(e));
         }
+    }
+
+    #[test]
+    fn wire_addresses_are_kept_byte_for_byte() {
+        for bytes in [vec![], vec![127, 0, 0, 1], vec![0xfe; 16], (0..17).collect::<Vec<u8>>(), vec![9; 300]] {
+            let a = WireAddr::from(bytes.as_slice());
+            assert_eq!(&*a, bytes.as_slice());
+            assert_eq!(a.to_vec(), bytes);
+            assert_eq!(matches!(a, WireAddr::Inline(..)), bytes.len() <= 16);
+        }
+        assert_eq!(ip_from_bytes(&WireAddr::from(&[10u8, 0, 0, 7][..])), Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7))));
+        assert_eq!(ip_from_bytes(&WireAddr::from(&[1u8, 2, 3, 4, 5][..])), None);
     }
 
     #[test]
@@ -325,9 +337,9 @@ mod tests {
         m.insert(entry("peer", NodeState::Alive, 0), &mut rng);
         // Go #350: with 3 nodes the single eligible peer must always be found.
         for _ in 0..1000 {
-            let got = m.k_random(3, &mut rng, |e| e.name == "self" || e.name == "target");
+            let got = m.k_random(3, &mut rng, |e| &*e.name == "self" || &*e.name == "target");
             assert_eq!(got.len(), 1);
-            assert_eq!(got[0].name, "peer");
+            assert_eq!(&*got[0].name, "peer");
         }
         let mut big = Members::new();
         for i in 0..100 {

@@ -368,8 +368,8 @@ mod tests {
         let mut members = Members::new();
         for (i, v) in local.iter().enumerate() {
             let entry = NodeEntry {
-                name: format!("local{i}"),
-                addr: vec![10, 0, 1, i as u8],
+                name: format!("local{i}").into(),
+                addr: vec![10, 0, 1, i as u8].into(),
                 port: 7946,
                 meta: None,
                 vsn: vsn6(*v),
