@@ -31,7 +31,6 @@ enum Command {
     SendBestEffort { to: SocketAddr, data: Vec<u8> },
     SendReliable { to: SocketAddr, data: Vec<u8> },
     Ping { name: String, addr: SocketAddr, reply: oneshot::Sender<u32> },
-    Subscribe { tx: mpsc::UnboundedSender<Event> },
     Keyring { op: KeyOp, reply: oneshot::Sender<Result<(), Error>> },
     Shutdown,
 }
@@ -56,6 +55,9 @@ struct Shared {
     health: RwLock<u32>,
     queued: RwLock<(usize, usize)>,
     stats: RwLock<memberlist_proto::Stats>,
+    /// Event subscribers. Registered here rather than through a command so that a
+    /// subscription is in force the moment [`Memberlist::events`] returns.
+    subscribers: std::sync::Mutex<Vec<mpsc::UnboundedSender<Event>>>,
 }
 
 /// A running memberlist node. Cheap to clone; every clone controls the same node.
@@ -152,6 +154,7 @@ impl Memberlist {
             health: RwLock::new(0),
             queued: RwLock::new((0, 0)),
             stats: RwLock::new(memberlist_proto::Stats::default()),
+            subscribers: std::sync::Mutex::new(Vec::new()),
         });
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
@@ -164,7 +167,6 @@ impl Memberlist {
             inbound: HashSet::new(),
             max_inbound,
             in_tx,
-            subscribers: Vec::new(),
             published: memberlist_proto::Stats::default(),
             next_publish: clock,
             keyring: Arc::new(RwLock::new(filter_cfg.keyring.clone())),
@@ -314,10 +316,14 @@ impl Memberlist {
         self.join(&addrs).await
     }
 
-    /// A stream of every event from now on.
+    /// A stream of every event from now on: the subscription is in force when this returns,
+    /// so nothing that happens afterwards is missed.
     pub fn events(&self) -> Result<Events, Error> {
+        if self.commands.is_closed() {
+            return Err(Error::Shutdown);
+        }
         let (tx, rx) = mpsc::unbounded_channel();
-        self.send(Command::Subscribe { tx })?;
+        self.shared.subscribers.lock().map_err(|_| Error::Shutdown)?.push(tx);
         Ok(Events { rx })
     }
 
@@ -406,7 +412,6 @@ struct Driver {
     inbound: HashSet<StreamId>,
     max_inbound: usize,
     in_tx: mpsc::UnboundedSender<StreamIn>,
-    subscribers: Vec<mpsc::UnboundedSender<Event>>,
     published: memberlist_proto::Stats,
     next_publish: std::time::Instant,
     /// The keyring as the reader task decrypts with it.
@@ -555,7 +560,6 @@ impl Driver {
             Command::Ping { name, addr, reply } => {
                 let _ = reply.send(self.ep.ping(&name, addr, now));
             }
-            Command::Subscribe { tx } => self.subscribers.push(tx),
             Command::Keyring { op, reply } => {
                 let result = match op {
                     KeyOp::Install(k) => {
@@ -660,8 +664,13 @@ impl Driver {
             self.next_publish = std::time::Instant::now() + Duration::from_secs(1);
             crate::metrics::publish(&self.ep, &mut self.published);
         }
-        for e in events {
-            self.subscribers.retain(|s| s.send(e.clone()).is_ok());
+        if events.is_empty() {
+            return;
+        }
+        if let Ok(mut subscribers) = self.shared.subscribers.lock() {
+            for e in events {
+                subscribers.retain(|s| s.send(e.clone()).is_ok());
+            }
         }
     }
 }

@@ -235,8 +235,10 @@ async fn go_seed_with_rust_joiners(go: Go) {
     g1.cmd("send r0 reliable-from-go");
     g2.cmd("sendudp r0 datagram-from-go");
     let mut got = Vec::new();
+    // One deadline for both: other events (pings every 200 ms) keep arriving meanwhile.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while got.len() < 2 {
-        match tokio::time::timeout(Duration::from_secs(5), r0_events.recv()).await {
+        match tokio::time::timeout_at(deadline, r0_events.recv()).await {
             Ok(Some(Event::UserMessage { data, .. })) => got.push(String::from_utf8(data).unwrap()),
             Ok(Some(_)) => {}
             other => panic!("r0 got {got:?}, then {other:?}"),
@@ -436,8 +438,8 @@ async fn key_rotation_user_state_and_restart(go: Go) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(r.num_members(), 2, "nobody lost during rotation");
     assert_eq!(g.state_of("rot-rust").as_deref(), Some("alive"));
-    g.cmd("send rot-rust after-rotation");
     let mut events = r.events().unwrap();
+    g.cmd("send rot-rust after-rotation");
     let got = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(e) = events.recv().await {
             if let Event::UserMessage { data, .. } = e {
