@@ -86,8 +86,11 @@ impl Transport for NetTransport {
         self.tcp.local_addr().unwrap_or_else(|_| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
     }
 
+    /// One non-blocking `sendto`. Not tokio's `try_send_to`: that refuses (WouldBlock) until the
+    /// reactor has seen the socket writable once, so the first datagrams of a fresh node were
+    /// dropped; a UDP send only blocks when the socket buffer is full, and then dropping is right.
     fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<()> {
-        self.udp.try_send_to(buf, to).map(|_| ())
+        socket2::SockRef::from(&self.udp).send_to(buf, &to.into()).map(|_| ())
     }
 
     fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>> {

@@ -209,3 +209,44 @@ async fn ipv6_nodes_join_on_the_v6_loopback() {
     let m = a.members().into_iter().find(|m| m.name == "v6b").unwrap();
     assert_eq!(m.addr, "::1".parse::<std::net::IpAddr>().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_is_in_force_when_events_returns() {
+    // The datagram is sent right after subscribing: had the subscription still been on its way
+    // to the node's task, the message could have been handled first and missed.
+    let nodes = cluster(2, |i| fast(&format!("sub{i}"))).await;
+    let (a, b) = (&nodes[0], &nodes[1]);
+    for i in 0..20 {
+        let mut events = a.events().unwrap();
+        let text = format!("message {i}");
+        b.send_best_effort(a.advertise_addr(), text.clone().into_bytes()).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Ok(Some(Event::UserMessage { data, .. })) if data == text.as_bytes() => break,
+                Ok(Some(_)) => {}
+                other => panic!("{text} never reached the subscriber: {other:?}"),
+            }
+        }
+    }
+    a.shutdown();
+    eventually("events() refused after shutdown", || a.events().is_err()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_node_sends_its_first_datagram() {
+    // Neither node has sent anything yet, nor joined anyone: the very first datagram must go
+    // out (tokio's try_send_to refused it until the reactor had seen the socket writable).
+    let a = Memberlist::create(fast("fresh-a")).await.unwrap();
+    let b = Memberlist::create(fast("fresh-b")).await.unwrap();
+    let mut events = a.events().unwrap();
+    b.send_best_effort(a.advertise_addr(), b"first".to_vec()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(Event::UserMessage { data, .. })) if data == b"first" => break,
+            Ok(Some(_)) => {}
+            other => panic!("the first datagram never arrived: {other:?}; sender {:?}", b.stats()),
+        }
+    }
+}
