@@ -195,32 +195,11 @@ impl Scenario {
                 Step::WaitConverged { limit_secs: 3600.0 },
                 Step::Slow { count: 8.min(n / 4), cost_ms: 250.0, for_secs: 300.0 },
             ],
-            "starved" => vec![
-                Step::Bootstrap { join_window_secs: window },
-                Step::WaitConverged { limit_secs: 3600.0 },
-                Step::Pause {
-                    count: 8.min(n / 4),
-                    pause_secs: 2.0,
-                    every_secs: 10.0,
-                    for_secs: 300.0,
-                    timers_run: false,
-                },
-                Step::Run { secs: 30.0 },
-            ],
+            // Whole-process pauses (SIGSTOP, GC): 8 members stop 2 s in every 10 s for 5 minutes.
+            "starved" => starvation(window, n, 2.0, 10.0, false, 30.0),
             // The Lifeguard paper's slow message processing: 8 members read nothing for 20 s
             // out of every 30 s (their timers keep firing), for 5 minutes.
-            "stalled" => vec![
-                Step::Bootstrap { join_window_secs: window },
-                Step::WaitConverged { limit_secs: 3600.0 },
-                Step::Pause {
-                    count: 8.min(n / 4),
-                    pause_secs: 20.0,
-                    every_secs: 30.0,
-                    for_secs: 300.0,
-                    timers_run: true,
-                },
-                Step::Run { secs: 60.0 },
-            ],
+            "stalled" => starvation(window, n, 20.0, 30.0, true, 60.0),
             _ => return None,
         };
         Some(Scenario { name: name.into(), nodes: n, config: "lan".into(), auto_rejoin_secs: None, steps })
@@ -250,6 +229,18 @@ impl Scenario {
         cfg.auto_rejoin_interval = self.auto_rejoin_secs.map(secs);
         cfg
     }
+}
+
+/// Bootstrap, converge, then 8 members (a quarter of a small cluster) starve for 5 minutes:
+/// paused `pause_secs` in every `every_secs` (with their timers running or not), then `tail_secs`
+/// of recovery.
+fn starvation(window: f64, n: usize, pause_secs: f64, every_secs: f64, timers_run: bool, tail_secs: f64) -> Vec<Step> {
+    vec![
+        Step::Bootstrap { join_window_secs: window },
+        Step::WaitConverged { limit_secs: 3600.0 },
+        Step::Pause { count: 8.min(n / 4), pause_secs, every_secs, for_secs: 300.0, timers_run },
+        Step::Run { secs: tail_secs },
+    ]
 }
 
 /// What a step reported, for the summary.

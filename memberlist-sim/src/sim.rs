@@ -416,15 +416,12 @@ impl Sim {
     fn resume_due(&mut self, until: Instant) {
         let next_item = self.queue.peek().map(|Reverse(s)| s.at).unwrap_or(until);
         let horizon = next_item.min(until);
-        if self.paused.is_empty() {
-            return;
-        }
-        let paused: Vec<usize> = self.paused.iter().copied().collect();
-        for i in paused {
-            let Some(t) = self.nodes[i].paused_until else { continue };
-            if t > horizon {
-                continue;
-            }
+        let due: Vec<(usize, Instant)> = self
+            .paused
+            .iter()
+            .filter_map(|&i| self.nodes[i].paused_until.filter(|t| *t <= horizon).map(|t| (i, t)))
+            .collect();
+        for (i, t) in due {
             self.now = self.now.max(t);
             self.nodes[i].paused_until = None;
             self.paused.remove(&i);

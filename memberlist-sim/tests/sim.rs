@@ -120,14 +120,7 @@ fn network_model_loses_and_partitions() {
 
 #[test]
 fn paused_and_slow_nodes_recover() {
-    let mut sim = Sim::new(5, NetworkModel::lan(10));
-    for _ in 0..10 {
-        sim.add_node(Config::lan("x"));
-    }
-    for i in 1..10 {
-        sim.join(i, &[0]);
-    }
-    assert!(sim.run_while_not(Duration::from_secs(30), Duration::from_millis(100), Sim::converged));
+    let mut sim = converged_cluster(10, 5);
     sim.pause(3, Duration::from_secs(2));
     sim.set_slow(4, Duration::from_millis(5));
     sim.run_for(Duration::from_secs(30));
