@@ -86,11 +86,17 @@ impl Transport for NetTransport {
         self.tcp.local_addr().unwrap_or_else(|_| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
     }
 
-    /// One non-blocking `sendto`. Not tokio's `try_send_to`: that refuses (WouldBlock) until the
-    /// reactor has seen the socket writable once, so the first datagrams of a fresh node were
-    /// dropped; a UDP send only blocks when the socket buffer is full, and then dropping is right.
+    /// Tokio's `try_send_to`, and a plain non-blocking `sendto` when it says WouldBlock: tokio
+    /// refuses until its reactor has once seen the socket writable, which dropped a fresh node's
+    /// first datagrams. If the plain send would block too, the socket buffer is full and the
+    /// datagram is dropped, as UDP may.
     fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<()> {
-        socket2::SockRef::from(&self.udp).send_to(buf, &to.into()).map(|_| ())
+        match self.udp.try_send_to(buf, to) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                socket2::SockRef::from(&self.udp).send_to(buf, &to.into()).map(|_| ())
+            }
+            sent => sent.map(|_| ()),
+        }
     }
 
     fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>> {
