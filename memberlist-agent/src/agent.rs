@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 use crate::http::{read_request, respond, Request};
+use crate::join::Joins;
 use crate::keys::parse_key;
 
 /// Default HTTP API address: loopback only.
@@ -24,15 +26,32 @@ pub struct AgentArgs {
     /// Node name (default: the host name).
     #[arg(long)]
     name: Option<String>,
-    /// Address and port for gossip, UDP and TCP (default 127.0.0.1:7946).
+    /// Address and port for gossip, UDP and TCP (default 127.0.0.1:7946, reachable from this
+    /// machine only). In a container or on a LAN use 0.0.0.0:7946: the node then advertises
+    /// this host's private IP (10/8, 172.16/12, 192.168/16 or 100.64/10, the default-route
+    /// interface first), as Go memberlist does, and refuses to start when there is none.
     #[arg(long, value_name = "ADDR:PORT")]
     bind: Option<SocketAddr>,
-    /// Address and port other nodes reach this one at.
-    #[arg(long, value_name = "ADDR:PORT")]
-    advertise: Option<SocketAddr>,
-    /// Seeds to join: host:port, ip or DNS names; comma-separated or repeated.
+    /// Address other nodes reach this one at, `IP` or `IP:PORT` (default: see --bind; the port
+    /// defaults to the bound one). Needed behind NAT or with no private address.
+    #[arg(long, value_name = "IP[:PORT]")]
+    advertise: Option<String>,
+    /// Seeds to join once at start: `[name/]host[:port]`, an IP or a DNS name (every address
+    /// it resolves to is tried); a missing port means the bind port. Comma-separated or
+    /// repeated. A failure is logged and the agent keeps running.
     #[arg(long, value_delimiter = ',')]
     join: Vec<String>,
+    /// Seeds to keep joining until one join succeeds (Consul's -retry-join): same forms as
+    /// --join, names resolved again on every attempt, so peers may start in any order.
+    #[arg(long, value_delimiter = ',', value_name = "SEED")]
+    retry_join: Vec<String>,
+    /// Seconds between --retry-join attempts (default 30, as Consul).
+    #[arg(long, value_name = "SECS")]
+    retry_interval: Option<u64>,
+    /// Give up and exit with an error after this many failed --retry-join attempts
+    /// (default 0: retry forever).
+    #[arg(long, value_name = "N")]
+    retry_max: Option<u32>,
     /// Timing preset: lan, wan or local.
     #[arg(long = "config", value_name = "lan|wan|local")]
     preset: Option<String>,
@@ -69,9 +88,13 @@ pub struct AgentArgs {
 struct FileConfig {
     name: Option<String>,
     bind: Option<SocketAddr>,
-    advertise: Option<SocketAddr>,
+    advertise: Option<String>,
     #[serde(default)]
     join: Vec<String>,
+    #[serde(default)]
+    retry_join: Vec<String>,
+    retry_interval: Option<u64>,
+    retry_max: Option<u32>,
     config: Option<String>,
     #[serde(default)]
     keys: Vec<String>,
@@ -148,7 +171,7 @@ pub async fn run(args: AgentArgs) -> Result<ExitCode> {
     };
     opts = opts.bind(args.bind.or(file.bind).unwrap_or_else(|| "127.0.0.1:7946".parse().expect("valid")));
     if let Some(a) = args.advertise.or(file.advertise) {
-        opts = opts.advertise(a);
+        opts = opts.advertise(parse_advertise(&a)?);
     }
     if let Some(l) = args.label.or(file.label) {
         opts = opts.label(l);
@@ -172,27 +195,44 @@ pub async fn run(args: AgentArgs) -> Result<ExitCode> {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
-    let node = Memberlist::create(opts).await.context("starting the node")?;
-    tracing::info!(name = %node.name(), addr = %node.advertise_addr(), "node started");
-    let seeds = if args.join.is_empty() { file.join } else { args.join };
-    if !seeds.is_empty() {
-        let refs: Vec<&str> = seeds.iter().map(String::as_str).collect();
-        match node.join_hosts(&refs).await {
-            Ok(n) => tracing::info!(contacted = n, "joined"),
-            Err(e) => tracing::warn!(error = %e, "join failed"),
-        }
+    let joins = Joins {
+        once: if args.join.is_empty() { file.join } else { args.join },
+        retry: if args.retry_join.is_empty() { file.retry_join } else { args.retry_join },
+        interval: Duration::from_secs(args.retry_interval.or(file.retry_interval).unwrap_or(30)),
+        max: args.retry_max.or(file.retry_max).unwrap_or(0),
+    };
+    if joins.interval.is_zero() {
+        bail!("--retry-interval must be at least 1 second");
     }
+    let bind = opts.bind;
+    let node = Memberlist::create(opts).await.with_context(|| format!("starting the node (bound to {bind})"))?;
+    tracing::info!(name = %node.name(), %bind, addr = %node.advertise_addr(), "node started");
     let http = args.http.or(file.http).unwrap_or_else(|| DEFAULT_HTTP.parse().expect("valid"));
     let listener = TcpListener::bind(http).await.with_context(|| format!("binding the HTTP API to {http}"))?;
     tracing::info!(%http, "HTTP API listening");
-    let api = Arc::new(Api { node: node.clone(), token: args.token.or(file.token), metrics: recorder });
+    let joined = Arc::new(AtomicBool::new(joins.once.is_empty() && joins.retry.is_empty()));
+    let api = Arc::new(Api {
+        node: node.clone(),
+        token: args.token.or(file.token),
+        metrics: recorder,
+        joined: joined.clone(),
+    });
     let server = tokio::spawn(serve(listener, api));
-    wait_for_signal().await?;
+    let gave_up = crate::join::start(node.clone(), joins, joined);
+    let exhausted = tokio::select! {
+        r = wait_for_signal() => { r?; false }
+        () = gave_up => true,
+    };
+    if exhausted {
+        node.shutdown().await?;
+        server.abort();
+        bail!("max join retry exhausted, exiting");
+    }
     tracing::info!("leaving");
     if let Err(e) = node.leave(Duration::from_secs(5)).await {
         tracing::warn!(error = %e, "leave did not finish");
     }
-    node.shutdown();
+    node.shutdown().await?;
     server.abort();
     Ok(ExitCode::SUCCESS)
 }
@@ -223,6 +263,20 @@ struct Api {
     node: Memberlist,
     token: Option<String>,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Whether a join has succeeded (or none was asked for): readiness.
+    joined: Arc<AtomicBool>,
+}
+
+/// `--advertise`: `IP` (the port is the bound one) or `IP:PORT`.
+fn parse_advertise(text: &str) -> Result<SocketAddr> {
+    if let Ok(a) = text.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let ip = text.trim_start_matches('[').trim_end_matches(']');
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(ip) => Ok(SocketAddr::new(ip, 0)),
+        Err(_) => bail!("--advertise takes an IP address or IP:PORT, not {text:?} (Go does not accept names either)"),
+    }
 }
 
 async fn serve(listener: TcpListener, api: Arc<Api>) {
@@ -249,7 +303,7 @@ async fn handle(api: &Api, req: Request, stream: &mut BufReader<tokio::net::TcpS
     let path = req.path.split('?').next().unwrap_or("");
     match (req.method.as_str(), path) {
         ("GET", "/v1/members") => {
-            let list: Vec<Value> = api.node.members().iter().map(member_json).collect();
+            let list: Vec<Value> = api.node.all_members().iter().map(member_json).collect();
             respond(stream, 200, "application/json", &json_ok(Value::Array(list))).await
         }
         ("GET", "/v1/self") => {
@@ -258,15 +312,18 @@ async fn handle(api: &Api, req: Request, stream: &mut BufReader<tokio::net::TcpS
         }
         ("GET", "/v1/health") => {
             let (system, user) = api.node.queued_broadcasts();
-            let members = api.node.members();
+            let members = api.node.all_members();
             let count = |s: NodeState| members.iter().filter(|m| m.state == s).count();
+            let ready = api.joined.load(Ordering::Relaxed);
             let v = json!({
+                "ready": ready,
                 "health_score": api.node.health_score(),
                 "queues": {"broadcasts": system, "user_broadcasts": user},
                 "members": {"alive": count(NodeState::Alive), "suspect": count(NodeState::Suspect),
                             "dead": count(NodeState::Dead), "left": count(NodeState::Left)},
             });
-            respond(stream, 200, "application/json", &json_ok(v)).await
+            // A readiness probe: 503 until the first join succeeded, when seeds were given.
+            respond(stream, if ready { 200 } else { 503 }, "application/json", &json_ok(v)).await
         }
         ("GET", "/metrics") => {
             let text = api.metrics.render();

@@ -25,6 +25,9 @@ use clap::Args;
 use memberlist::{Memberlist, NodeState, Options};
 use serde_json::Value;
 
+/// In-process nodes share this machine's loopback: 127.0.0.1 on a kernel-chosen port.
+const LOOPBACK_ANY_PORT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
 use crate::svg;
 
 #[derive(Debug, Args)]
@@ -209,7 +212,7 @@ impl Cluster {
         self.next_id += 1;
         let addr = match self.kind {
             Kind::Rust => {
-                let node = Memberlist::create(Options::lan(name.clone())).await?;
+                let node = Memberlist::create(Options::lan(name.clone()).bind(LOOPBACK_ANY_PORT)).await?;
                 if let Some(s) = self.seed {
                     node.join(&[s]).await?;
                 }
@@ -232,9 +235,11 @@ impl Cluster {
     }
 
     /// Crashes node `i` (never the seed): SIGKILL, or shutdown without leaving.
-    fn kill(&mut self, i: usize) -> String {
+    async fn kill(&mut self, i: usize) -> String {
         match self.kind {
-            Kind::Rust => self.inproc.remove(i).shutdown(),
+            Kind::Rust => {
+                let _ = self.inproc.remove(i).shutdown().await;
+            }
             _ => drop(self.procs.remove(i)),
         }
         self.names.remove(i)
@@ -260,7 +265,7 @@ impl Cluster {
                 .map(|n| {
                     let st = n.stats();
                     Report {
-                        table: n.members().into_iter().map(|m| (m.name, m.state)).collect(),
+                        table: n.all_members().into_iter().map(|m| (m.name, m.state)).collect(),
                         sent: Traffic {
                             packets: st.packets_sent,
                             bytes: st.bytes_sent,
@@ -309,9 +314,9 @@ impl Cluster {
             .fold((0.0, 0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3))
     }
 
-    fn shutdown(&mut self) {
+    async fn shutdown(&mut self) {
         for n in self.inproc.drain(..) {
-            n.shutdown();
+            let _ = n.shutdown().await;
         }
         self.procs.clear();
     }
@@ -448,7 +453,7 @@ async fn bench(kind: Kind, gopeer: &std::path::Path, n: usize, kills: usize, ste
     let mut false_deaths = BTreeSet::new();
     for k in 0..kills {
         let victim = 1 + k % (c.len() - 1);
-        let name = c.kill(victim);
+        let name = c.kill(victim).await;
         killed.insert(name.clone());
         let t0 = Instant::now();
         let mut suspected = None;
@@ -482,7 +487,7 @@ async fn bench(kind: Kind, gopeer: &std::path::Path, n: usize, kills: usize, ste
         wait_converged(&mut c, Duration::from_secs(60)).await?;
     }
     f.false_deaths = false_deaths.len();
-    c.shutdown();
+    c.shutdown().await;
     Ok(f)
 }
 

@@ -49,7 +49,7 @@ impl Screen {
         if !self.tty {
             return;
         }
-        let mut rows: Vec<_> = observer.members().iter().map(member_json).collect();
+        let mut rows: Vec<_> = observer.all_members().iter().map(member_json).collect();
         rows.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         print!("\x1b[2J\x1b[H");
         println!("memberlist demo — the cluster as {} sees it\n", observer.name());
@@ -79,7 +79,7 @@ async fn until(
 }
 
 fn state(n: &Memberlist, name: &str) -> Option<NodeState> {
-    n.members().into_iter().find(|m| m.name == name).map(|m| m.state)
+    n.all_members().into_iter().find(|m| m.name == name).map(|m| m.state)
 }
 
 pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
@@ -105,7 +105,7 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
     screen.say(format!("all {n} nodes see {n} members: converged in {:.2}s", converge.as_secs_f64()));
 
     let crashed = nodes[n - 1].name().to_owned();
-    nodes[n - 1].shutdown();
+    nodes[n - 1].shutdown().await?;
     screen.say(format!("{crashed} crashed (stopped without leaving)"));
     let live = &nodes[..n - 1];
     let suspect = until(&screen, &observer, Duration::from_secs(30), || {
@@ -149,7 +149,7 @@ pub async fn run(args: &DemoArgs) -> Result<ExitCode> {
         left.as_secs_f64()
     );
     for n in &nodes {
-        n.shutdown();
+        n.shutdown().await?;
     }
     Ok(ExitCode::SUCCESS)
 }

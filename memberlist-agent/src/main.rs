@@ -5,6 +5,7 @@ mod bench;
 mod decode;
 mod demo;
 mod http;
+mod join;
 mod keys;
 mod members;
 mod peer;

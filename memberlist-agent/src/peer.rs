@@ -84,7 +84,7 @@ fn state_name(s: NodeState) -> &'static str {
 
 fn table(node: &Memberlist) -> Value {
     let rows: Vec<Value> = node
-        .members()
+        .all_members()
         .iter()
         .map(|m| {
             json!({"name": m.name, "addr": m.addr.to_string(), "port": m.port,
@@ -201,7 +201,7 @@ pub async fn run(args: PeerArgs) -> Result<ExitCode> {
                 }
             }
             "quit" | "shutdown" => {
-                node.shutdown();
+                let _ = node.shutdown().await;
                 emit(start, &me, "bye", json!({}));
                 return Ok(ExitCode::SUCCESS);
             }

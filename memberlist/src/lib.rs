@@ -10,7 +10,8 @@
 //! use memberlist::{Event, Memberlist, NodeState, Options};
 //! use std::time::Duration;
 //!
-//! // Two nodes on loopback; port 0 lets the kernel pick (UDP and TCP share it).
+//! // Two nodes on loopback; port 0 lets the kernel pick (UDP and TCP share it). A deployment
+//! // uses `Options::lan`, which binds 0.0.0.0:7946 and advertises the host's private IP.
 //! let a = Memberlist::create(Options::local("node-a")).await?;
 //! let b = Memberlist::create(Options::local("node-b")).await?;
 //! let mut events = a.events()?;
@@ -26,6 +27,7 @@
 //!     }
 //! }
 //! assert_eq!(a.num_members(), 2);
+//! b.send_reliable(a.advertise_addr(), b"hello".to_vec()).await?; // returns once written
 //!
 //! // A graceful leave is seen as left, not dead.
 //! b.leave(Duration::from_secs(2)).await?;
@@ -44,21 +46,25 @@
 
 #![warn(missing_docs)]
 
+mod advertise;
 mod delegate;
+mod driver;
 mod faults;
 mod handoff;
 mod metrics;
 mod node;
 mod options;
+mod seeds;
 mod tcp_only;
 mod transport;
 
+pub use advertise::{final_advertise_addr, host_interfaces, private_ip, AdvertiseError, HostInterfaces, InterfaceAddr};
 pub use delegate::Delegate;
 pub use faults::{Faults, FaultyTransport};
 pub use memberlist_proto::state::broadcast::TransmitLimitedQueue;
 pub use memberlist_proto::{self as proto, wire, Config, Event, Hooks, Member, NodeState};
 pub use node::{Events, Memberlist};
-pub use options::Options;
+pub use options::{Options, GO_BIND_PORT};
 pub use tcp_only::TcpOnlyTransport;
 pub use transport::{BoxConn, BoxFuture, Conn, MemoryNetwork, MemoryTransport, NetTransport, Transport};
 
@@ -84,6 +90,10 @@ pub enum Error {
     /// A keyring operation was refused.
     #[error(transparent)]
     Keyring(#[from] memberlist_proto::wire::KeyringError),
+    /// No address to advertise could be chosen (Go's "no private IP address found, and
+    /// explicit IP not provided").
+    #[error(transparent)]
+    Advertise(#[from] AdvertiseError),
     /// A ping got no answer within the probe timeout.
     #[error("no response from node {0}")]
     NoPingResponse(String),

@@ -11,6 +11,8 @@
 //! | `memberlist.tcp.sent` | counter | stream bytes written |
 //! | `memberlist.tcp.accept`, `.connect` | counter | streams accepted, push/pulls started |
 //! | `memberlist.probeNode`, `memberlist.gossip`, `memberlist.pushPullNode` | counter | probes, gossip rounds, push/pulls (timers in Go) |
+//! | `memberlist.dropped` (label `reason`) | counter | input dropped: `label` (another cluster's label, or none), `decrypt`, `crc`, `malformed`, `limit`, `not_allowed` (CIDR), `wrong_node`, `unexpected`, `bad_vsn`, `handoff` (queue full) |
+//! | `memberlist.pushpull.rejected` | counter | joins and push/pulls refused (versions out of range, merge veto), each also logged at warn |
 //! | `memberlist.health.score` | gauge | Lifeguard health, 0 = healthy |
 //! | `memberlist.node.instances` (label `node_state`) | gauge | members per state |
 
@@ -33,11 +35,16 @@ pub(crate) fn publish(ep: &Endpoint, last: &mut Stats) {
         ("memberlist.probeNode", now.probes, last.probes),
         ("memberlist.gossip", now.gossip_rounds, last.gossip_rounds),
         ("memberlist.pushPullNode", now.push_pulls, last.push_pulls),
-        ("memberlist.dropped", dropped(&now), dropped(last)),
+        ("memberlist.pushpull.rejected", now.push_pull_rejected, last.push_pull_rejected),
     ];
     for (name, value, before) in counters {
         if value > before {
             metrics::counter!(name).increment(value - before);
+        }
+    }
+    for (reason, value, before) in dropped(&now).into_iter().zip(dropped(last)).map(|((r, v), (_, b))| (r, v, b)) {
+        if value > before {
+            metrics::counter!("memberlist.dropped", "reason" => reason).increment(value - before);
         }
     }
     metrics::gauge!("memberlist.health.score").set(f64::from(ep.health_score()));
@@ -52,14 +59,18 @@ pub(crate) fn publish(ep: &Endpoint, last: &mut Stats) {
     *last = now;
 }
 
-fn dropped(s: &Stats) -> u64 {
-    s.dropped_label
-        + s.dropped_decrypt
-        + s.dropped_crc
-        + s.dropped_malformed
-        + s.dropped_limit
-        + s.dropped_not_allowed
-        + s.dropped_wrong_node
-        + s.dropped_unexpected
-        + s.dropped_bad_vsn
+/// Dropped input by reason.
+fn dropped(s: &Stats) -> [(&'static str, u64); 10] {
+    [
+        ("label", s.dropped_label),
+        ("decrypt", s.dropped_decrypt),
+        ("crc", s.dropped_crc),
+        ("malformed", s.dropped_malformed),
+        ("limit", s.dropped_limit),
+        ("not_allowed", s.dropped_not_allowed),
+        ("wrong_node", s.dropped_wrong_node),
+        ("unexpected", s.dropped_unexpected),
+        ("bad_vsn", s.dropped_bad_vsn),
+        ("handoff", s.dropped_handoff),
+    ]
 }

@@ -6,14 +6,20 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use memberlist_proto::wire::{Key, Keyring};
 use memberlist_proto::{Config, ConfigError, Hooks};
 
+/// Go's default `BindPort` and `AdvertisePort`.
+pub const GO_BIND_PORT: u16 = 7946;
+
 /// Everything needed to start a node.
 pub struct Options {
     /// The protocol configuration (Go's `Config` fields that shape the protocol).
     pub config: Config,
     /// Address to bind UDP and TCP on; port 0 lets the kernel pick one (the same for both).
     pub bind: SocketAddr,
-    /// Address other nodes use to reach this one; `None` uses the bound address (or, when bound
-    /// to 0.0.0.0 / ::, 127.0.0.1).
+    /// Address other nodes use to reach this one (port 0: the bound port). `None` chooses as Go
+    /// does: the bound address, or, when bound to `0.0.0.0`, this host's private IPv4 address
+    /// (RFC 1918 or RFC 6598, the default-route interface first) on the bound port; starting
+    /// fails when there is none. Bound to `::`, the private IPv6 address (Go would advertise
+    /// `::` itself). See [`crate::private_ip`].
     pub advertise: Option<SocketAddr>,
     /// This node's metadata.
     pub meta: Option<Vec<u8>>,
@@ -44,7 +50,8 @@ impl std::fmt::Debug for Options {
 }
 
 impl Options {
-    /// Options from a protocol configuration, bound to 127.0.0.1 on a kernel-chosen port.
+    /// Options from a protocol configuration, bound to 127.0.0.1 on a kernel-chosen port (the
+    /// presets [`Options::lan`] and [`Options::wan`] bind where Go binds).
     pub fn new(config: Config) -> Self {
         Options {
             config,
@@ -60,17 +67,21 @@ impl Options {
         }
     }
 
-    /// Go's `DefaultLANConfig` for a node named `name`.
+    /// Go's `DefaultLANConfig` for a node named `name`, bound where Go binds it: `0.0.0.0:7946`,
+    /// advertising this host's private IP (see [`Options::advertise`]).
     pub fn lan(name: impl Into<String>) -> Self {
-        Options::new(Config::lan(name))
+        Options::new(Config::lan(name)).bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), GO_BIND_PORT))
     }
 
-    /// Go's `DefaultWANConfig`.
+    /// Go's `DefaultWANConfig`, bound to `0.0.0.0:7946` as Go binds it.
     pub fn wan(name: impl Into<String>) -> Self {
-        Options::new(Config::wan(name))
+        Options::new(Config::wan(name)).bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), GO_BIND_PORT))
     }
 
-    /// Go's `DefaultLocalConfig`.
+    /// Go's `DefaultLocalConfig` timings, bound to `127.0.0.1` on a kernel-chosen port. This is a
+    /// deliberate difference from Go (whose local preset binds `0.0.0.0:7946` too): it is
+    /// meant for tests and demos on one machine, where many nodes share the loopback
+    /// interface and none should be reachable from outside.
     pub fn local(name: impl Into<String>) -> Self {
         Options::new(Config::local(name))
     }

@@ -31,7 +31,7 @@ pub struct TcpOnlyTransport {
     outgoing: Mutex<HashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>,
     datagrams: DatagramQueue,
     streams: tokio::sync::Mutex<mpsc::UnboundedReceiver<(BoxConn, SocketAddr)>>,
-    acceptor: tokio::task::JoinHandle<()>,
+    acceptor: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for TcpOnlyTransport {
@@ -42,7 +42,9 @@ impl std::fmt::Debug for TcpOnlyTransport {
 
 impl Drop for TcpOnlyTransport {
     fn drop(&mut self) {
-        self.acceptor.abort();
+        if let Some(a) = self.acceptor.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            a.abort();
+        }
     }
 }
 
@@ -86,7 +88,7 @@ impl TcpOnlyTransport {
             outgoing: Mutex::new(HashMap::new()),
             datagrams: tokio::sync::Mutex::new(drx),
             streams: tokio::sync::Mutex::new(srx),
-            acceptor,
+            acceptor: Mutex::new(Some(acceptor)),
         })
     }
 }
@@ -172,6 +174,17 @@ impl Transport for TcpOnlyTransport {
         Box::pin(async move {
             let mut rx = self.streams.lock().await;
             rx.recv().await.ok_or_else(|| io::Error::other("transport closed"))
+        })
+    }
+
+    /// Stops the acceptor and waits until it is gone: the listener is closed when this returns.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        let acceptor = self.acceptor.lock().unwrap_or_else(|e| e.into_inner()).take();
+        Box::pin(async move {
+            if let Some(a) = acceptor {
+                a.abort();
+                let _ = a.await;
+            }
         })
     }
 }

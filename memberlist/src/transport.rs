@@ -37,6 +37,11 @@ pub trait Transport: Send + Sync + 'static {
     fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>>;
     /// Waits for the next incoming stream.
     fn accept(&self) -> BoxFuture<'_, io::Result<(BoxConn, SocketAddr)>>;
+    /// Stops tasks of the transport's own, so that its sockets close when it is dropped; the
+    /// node calls it once when it shuts down. The default does nothing.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// UDP and TCP on one port (Go's `NetTransport`).

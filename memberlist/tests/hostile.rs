@@ -10,7 +10,7 @@ use memberlist::wire::{compress::compress_message, Alive, Message, PushPullHeade
 use memberlist::{Event, Memberlist, NodeState, Options};
 
 fn fast(name: &str) -> Options {
-    Options::lan(name).configure(|c| {
+    Options::lan(name).bind("127.0.0.1:0".parse().unwrap()).configure(|c| {
         c.probe_interval = Duration::from_millis(200);
         c.probe_timeout = Duration::from_millis(80);
         c.gossip_interval = Duration::from_millis(50);

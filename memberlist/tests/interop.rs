@@ -181,7 +181,7 @@ impl Drop for GoPeer {
 }
 
 fn rust(name: &str) -> Options {
-    Options::lan(name).configure(|c| {
+    Options::lan(name).bind("127.0.0.1:0".parse().unwrap()).configure(|c| {
         c.probe_interval = Duration::from_millis(200);
         c.probe_timeout = Duration::from_millis(80);
         c.gossip_interval = Duration::from_millis(50);
@@ -201,7 +201,7 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn state(node: &Memberlist, name: &str) -> Option<NodeState> {
-    node.members().into_iter().find(|m| m.name == name).map(|m| m.state)
+    node.all_members().into_iter().find(|m| m.name == name).map(|m| m.state)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +246,7 @@ async fn go_seed_with_rust_joiners(go: Go) {
     }
     got.sort();
     assert_eq!(got, ["datagram-from-go", "reliable-from-go"]);
-    rs[1].send_reliable(g0.addr, b"reliable-from-rust".to_vec()).unwrap();
+    rs[1].send_reliable(g0.addr, b"reliable-from-rust".to_vec()).await.unwrap();
     g0.wait(|v| v["ev"] == "msg" && v["data"] == "reliable-from-rust", Duration::from_secs(5));
     rs[2].send_best_effort(g1.addr, b"datagram-from-rust".to_vec()).unwrap();
     g1.wait(|v| v["ev"] == "msg" && v["data"] == "datagram-from-rust", Duration::from_secs(5));
@@ -263,7 +263,7 @@ async fn go_seed_with_rust_joiners(go: Go) {
     // Failure detection both ways: kill -9 a Go node; drop a Rust node without leaving.
     g2.kill();
     eventually("g2 dead at every Rust node", || rs.iter().all(|r| state(r, "g2") == Some(NodeState::Dead))).await;
-    rs[2].shutdown();
+    rs[2].shutdown().await.unwrap();
     g0.until("r2 dead", |t| t.iter().any(|(n, s, _)| n == "r2" && s == "dead"));
 
     // Graceful leaves both ways are seen as left.
@@ -381,7 +381,7 @@ async fn protocol_1_encryption_v0(go: Go) {
     assert_eq!(r.join(&[g.addr]).await.unwrap(), 1);
     eventually("2 alive at rust", || r.num_members() == 2).await;
     g.until("2 alive at go", |t| t.len() == 2 && t.iter().all(|(_, s, _)| s == "alive"));
-    r.send_reliable(g.addr, b"v0 stream".to_vec()).unwrap();
+    r.send_reliable(g.addr, b"v0 stream".to_vec()).await.unwrap();
     g.wait(|v| v["ev"] == "msg" && v["data"] == "v0 stream", Duration::from_secs(5));
     // Probing both ways for a while keeps both alive.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -454,7 +454,7 @@ async fn key_rotation_user_state_and_restart(go: Go) {
 
     // The Rust node stops without leaving, is declared dead, and comes back under the same name
     // at the same address: it refutes its old death with a higher incarnation.
-    r.shutdown();
+    r.shutdown().await.unwrap();
     g.until("rot-rust dead", |t| t.iter().any(|(n, s, _)| n == "rot-rust" && s == "dead"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let again = Memberlist::create(rust("rot-rust").bind(r_addr).keys(&new, &[]).unwrap()).await.unwrap();

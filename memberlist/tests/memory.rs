@@ -6,7 +6,7 @@ use std::time::Duration;
 use memberlist::{Memberlist, MemoryNetwork, NodeState, Options};
 
 fn fast(name: &str) -> Options {
-    Options::lan(name).configure(|c| {
+    Options::lan(name).bind("127.0.0.1:0".parse().unwrap()).configure(|c| {
         c.probe_interval = Duration::from_millis(100);
         c.probe_timeout = Duration::from_millis(40);
         c.gossip_interval = Duration::from_millis(30);
@@ -33,8 +33,8 @@ async fn nodes_on_a_memory_network_converge_and_detect_failure() {
     assert!(nodes.iter().all(|n| n.num_members() == 4));
     // The host of node 3 goes away.
     net.disconnect(nodes[3].advertise_addr());
-    nodes[3].shutdown();
-    let dead = |n: &Memberlist| n.members().iter().any(|m| m.name == "mem3" && m.state == NodeState::Dead);
+    nodes[3].shutdown().await.unwrap();
+    let dead = |n: &Memberlist| n.all_members().iter().any(|m| m.name == "mem3" && m.state == NodeState::Dead);
     for _ in 0..200 {
         if nodes[..3].iter().all(dead) {
             break;
@@ -77,8 +77,8 @@ async fn tcp_only_nodes_work_without_udp() {
     // Probes over TCP keep everyone alive for a while, and a stopped node is found dead.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(nodes.iter().all(|n| n.num_members() == 3));
-    nodes[1].shutdown();
-    let dead = |n: &Memberlist| n.members().iter().any(|m| m.name == "tcp1" && m.state == NodeState::Dead);
+    nodes[1].shutdown().await.unwrap();
+    let dead = |n: &Memberlist| n.all_members().iter().any(|m| m.name == "tcp1" && m.state == NodeState::Dead);
     for _ in 0..200 {
         if dead(&nodes[0]) && dead(&nodes[2]) {
             break;

@@ -11,7 +11,7 @@ async fn go_metric_names_are_published() {
     let snapshotter = recorder.snapshotter();
     recorder.install().expect("the only recorder in this test binary");
     let fast = |name: &str| {
-        Options::lan(name).configure(|c| {
+        Options::lan(name).bind("127.0.0.1:0".parse().unwrap()).configure(|c| {
             c.probe_interval = Duration::from_millis(100);
             c.probe_timeout = Duration::from_millis(50);
             c.gossip_interval = Duration::from_millis(50);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use memberlist::{Event, Memberlist, NodeState, Options};
 
 fn fast(name: &str) -> Options {
-    Options::lan(name).configure(|c| {
+    Options::lan(name).bind("127.0.0.1:0".parse().unwrap()).configure(|c| {
         c.probe_interval = Duration::from_millis(200);
         c.probe_timeout = Duration::from_millis(80);
         c.gossip_interval = Duration::from_millis(50);
@@ -38,7 +38,7 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 fn state_of(node: &Memberlist, name: &str) -> Option<NodeState> {
-    node.members().into_iter().find(|m| m.name == name).map(|m| m.state)
+    node.all_members().into_iter().find(|m| m.name == name).map(|m| m.state)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +46,7 @@ async fn five_nodes_converge_and_see_failure_and_leave() {
     let nodes = cluster(5, |i| fast(&format!("n{i}"))).await;
     eventually("convergence", || nodes.iter().all(|n| n.num_members() == 5)).await;
     // Shut down without leaving: seen dead.
-    nodes[4].shutdown();
+    nodes[4].shutdown().await.unwrap();
     eventually("n4 dead everywhere", || nodes[..4].iter().all(|n| state_of(n, "n4") == Some(NodeState::Dead))).await;
     // Leave: seen left.
     nodes[3].leave(Duration::from_secs(5)).await.unwrap();
@@ -63,7 +63,7 @@ async fn meta_updates_broadcasts_and_direct_messages_arrive() {
     nodes[1].update_meta(b"role=db".to_vec(), Duration::from_secs(5)).await.unwrap();
     nodes[0].broadcast(b"to everyone".to_vec(), None).unwrap();
     nodes[2].send_best_effort(nodes[3].advertise_addr(), b"datagram".to_vec()).unwrap();
-    nodes[2].send_reliable(nodes[0].advertise_addr(), b"stream".to_vec()).unwrap();
+    nodes[2].send_reliable(nodes[0].advertise_addr(), b"stream".to_vec()).await.unwrap();
 
     let expected: [&[&str]; 4] =
         [&["update", "stream"], &["to everyone"], &["update", "to everyone"], &["update", "datagram", "to everyone"]];
@@ -100,7 +100,7 @@ async fn labels_and_keys_keep_clusters_apart() {
     let plain = Memberlist::create(fast("plain").label("prod")).await.unwrap();
     assert!(plain.join(&[a.advertise_addr()]).await.is_err());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let names: Vec<String> = a.live_members().into_iter().map(|m| m.name).collect();
+    let names: Vec<String> = a.members().into_iter().map(|m| m.name).collect();
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
@@ -229,7 +229,7 @@ async fn a_subscription_is_in_force_when_events_returns() {
             }
         }
     }
-    a.shutdown();
+    a.shutdown().await.unwrap();
     eventually("events() refused after shutdown", || a.events().is_err()).await;
 }
 

@@ -187,6 +187,27 @@ impl Endpoint {
         }
     }
 
+    /// Replaces the seeds that automatic re-join picks from (the addresses a driver found when
+    /// it resolved its seed names again; [`join`](Self::join) adds to them too).
+    pub fn set_seeds(&mut self, seeds: &[SocketAddr]) {
+        self.seeds.clear();
+        for s in seeds {
+            if !self.seeds.contains(s) {
+                self.seeds.push(*s);
+            }
+        }
+    }
+
+    /// Runs an automatic re-join round now (when `auto_rejoin_interval` is set), for a driver
+    /// that has just resolved its seeds again. The endpoint's own re-join timer restarts at one
+    /// and a half intervals, so it only fires when the driver stops calling this.
+    pub fn rejoin_now(&mut self, now: Instant) {
+        let Some(interval) = self.cfg.auto_rejoin_interval else { return };
+        self.realign_idle_gossip(now);
+        self.next_rejoin = Some(now + interval + interval / 2);
+        self.auto_rejoin(now);
+    }
+
     /// Exchanges state with one seed or reaped member that is not an alive member now, so that
     /// partitioned halves find each other again.
     pub(crate) fn auto_rejoin(&mut self, now: Instant) {
@@ -371,7 +392,13 @@ impl Endpoint {
                     return;
                 }
                 match self.check_merge(&p, p.join) {
-                    Err(e) => Some(StreamMessage::Err(ErrResp { error: e })),
+                    Err(e) => {
+                        // Go logs "Failed push/pull merge" here; the dialer gets the reason.
+                        self.stats.push_pull_rejected += 1;
+                        let kind = if p.join { "join" } else { "push/pull" };
+                        tracing::warn!(node = %self.cfg.name, %peer, reason = %e, "rejected {kind} from {peer}: {e}");
+                        Some(StreamMessage::Err(ErrResp { error: e }))
+                    }
                     Ok(()) => {
                         let join = p.join;
                         let reply = self.local_state(join);
@@ -440,7 +467,11 @@ impl Endpoint {
 
     /// Checks and merges a peer's push/pull reply (Go's `mergeRemoteState`).
     fn merge_remote(&mut self, p: PushPull, join: bool, now: Instant) -> Result<(), String> {
-        self.check_merge(&p, join)?;
+        if let Err(e) = self.check_merge(&p, join) {
+            self.stats.push_pull_rejected += 1;
+            tracing::warn!(node = %self.cfg.name, reason = %e, "rejected the push/pull reply: {e}");
+            return Err(e);
+        }
         self.apply_merge(p, join, now);
         Ok(())
     }

@@ -63,6 +63,9 @@ pub struct Stats {
     pub push_pulls: u64,
     /// Push/pulls that failed.
     pub push_pull_failures: u64,
+    /// Push/pull or join states refused by this node: protocol or delegate versions out of
+    /// range, or the application's merge veto (Go logs "Failed push/pull merge").
+    pub push_pull_rejected: u64,
     /// Streams accepted (`memberlist.tcp.accept`).
     pub streams_accepted: u64,
 }
