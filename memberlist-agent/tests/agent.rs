@@ -271,3 +271,68 @@ fn agent_reads_a_toml_config_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn retry_join_waits_for_a_seed_that_starts_later_and_health_says_when_ready() {
+    // The seed's port is chosen now; nobody listens there yet.
+    let seed_port = free_port();
+    let (late, _) = Agent::start(
+        "late",
+        None,
+        &["--retry-join", &format!("127.0.0.1:{seed_port}"), "--retry-interval", "1", "--rejoin-interval", "1"],
+    );
+    // Not ready: the readiness probe answers 503 until a join succeeds.
+    let (status, body) = late.get("/v1/health", None);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["ready"], false);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(late.get("/v1/health", None).0, 503, "still no seed");
+    // The seed comes up on that port; the next attempt joins it.
+    let seed_http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.args(["agent", "--name", "seed", "--bind", &format!("127.0.0.1:{seed_port}")])
+        .args(["--http", &seed_http.to_string(), "--config", "local"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let seed = Agent { child: cmd.spawn().unwrap(), http: seed_http };
+    eventually("late is ready", || late.get("/v1/health", None).0 == 200);
+    eventually("the seed lists late", || seed_api_lists(&seed, "late"));
+    // An agent with no seeds is ready at once.
+    assert_eq!(seed.get("/v1/health", None).0, 200);
+}
+
+fn seed_api_lists(a: &Agent, name: &str) -> bool {
+    std::net::TcpStream::connect(a.http).is_ok() && a.members().iter().any(|m| m["name"] == name)
+}
+
+#[test]
+fn retry_join_gives_up_after_retry_max_attempts() {
+    let nobody = free_port();
+    let http = free_port();
+    let started = Instant::now();
+    let out = Command::new(bin())
+        .args(["agent", "--name", "quitter", "--bind", &format!("127.0.0.1:{}", free_port())])
+        .args(["--http", &format!("127.0.0.1:{http}"), "--config", "local"])
+        .args(["--retry-join", &format!("127.0.0.1:{nobody}"), "--retry-interval", "1", "--retry-max", "2"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "exits with an error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("max join retry exhausted"), "{stderr}");
+    // Each failure is logged with its reason.
+    assert_eq!(stderr.matches("retry-join failed").count(), 2, "{stderr}");
+    assert!(stderr.contains("Connection refused") || stderr.contains("connection refused"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn advertise_takes_an_ip_and_keeps_the_bound_port() {
+    let (a, port) = Agent::start("adv", None, &["--advertise", "127.0.0.9"]);
+    let me: Value = serde_json::from_str(&a.get("/v1/self", None).1).unwrap();
+    assert_eq!((me["addr"].as_str(), me["port"].as_u64()), (Some("127.0.0.9"), Some(u64::from(port))));
+    let out = Command::new(bin()).args(["agent", "--advertise", "seed.example"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--advertise takes an IP address"));
+}

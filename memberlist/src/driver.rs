@@ -63,8 +63,8 @@ pub(crate) struct Shared {
     pub stats: RwLock<memberlist_proto::Stats>,
     /// Event subscribers. Registered here rather than through a command so that a
     /// subscription is in force the moment `Memberlist::events` returns; cleared when the node
-    /// stops, which ends every event stream.
-    pub subscribers: std::sync::Mutex<Vec<mpsc::UnboundedSender<Event>>>,
+    /// stops (`None` from then on), which ends every event stream.
+    pub subscribers: std::sync::Mutex<Option<Vec<mpsc::UnboundedSender<Event>>>>,
     /// Becomes true once the node task and all its helpers have ended and the transport is
     /// dropped.
     pub stopped: watch::Receiver<bool>,
@@ -81,7 +81,7 @@ impl Shared {
             health: RwLock::new(0),
             queued: RwLock::new((0, 0)),
             stats: RwLock::new(memberlist_proto::Stats::default()),
-            subscribers: std::sync::Mutex::new(Vec::new()),
+            subscribers: std::sync::Mutex::new(Some(Vec::new())),
             stopped,
             delegate_task: std::sync::Mutex::new(None),
         };
@@ -206,6 +206,8 @@ impl Driver {
             }
             self.flush();
         }
+        // From here on handles see the node as stopped.
+        drop(commands);
         self.stop().await;
     }
 
@@ -397,7 +399,7 @@ impl Driver {
         if events.is_empty() {
             return;
         }
-        if let Ok(mut subscribers) = self.shared.subscribers.lock() {
+        if let Some(subscribers) = self.shared.subscribers.lock().ok().as_mut().and_then(|s| s.as_mut()) {
             for e in events {
                 subscribers.retain(|s| s.send(e.clone()).is_ok());
             }
@@ -408,7 +410,7 @@ impl Driver {
 /// Ends every event stream: the node will produce no more events.
 fn end_event_streams(shared: &Shared) {
     if let Ok(mut s) = shared.subscribers.lock() {
-        s.clear();
+        *s = None;
     }
 }
 

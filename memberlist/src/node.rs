@@ -273,11 +273,9 @@ impl Memberlist {
     /// A stream of every event from now on: the subscription is in force when this returns,
     /// so nothing that happens afterwards is missed. The stream ends when the node stops.
     pub fn events(&self) -> Result<Events, Error> {
-        if self.commands.is_closed() {
-            return Err(Error::Shutdown);
-        }
         let (tx, rx) = mpsc::unbounded_channel();
-        self.shared.subscribers.lock().map_err(|_| Error::Shutdown)?.push(tx);
+        let mut subscribers = self.shared.subscribers.lock().map_err(|_| Error::Shutdown)?;
+        subscribers.as_mut().ok_or(Error::Shutdown)?.push(tx);
         Ok(Events { rx })
     }
 

@@ -148,3 +148,18 @@ impl Options {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_bind_where_go_binds() {
+        let any: SocketAddr = "0.0.0.0:7946".parse().unwrap();
+        assert_eq!(Options::lan("a").bind, any);
+        assert_eq!(Options::wan("a").bind, any);
+        // The deliberate difference: local stays on loopback with a kernel-chosen port.
+        assert_eq!(Options::local("a").bind, "127.0.0.1:0".parse::<SocketAddr>().unwrap());
+        assert_eq!(Options::lan("a").advertise, None);
+    }
+}
