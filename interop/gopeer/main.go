@@ -133,6 +133,7 @@ func membersEvent(m *memberlist.Memberlist, t *dropTransport) map[string]any {
 func main() {
 	name := flag.String("name", "go", "node name")
 	bind := flag.String("bind", "127.0.0.1:0", "bind host:port")
+	advertise := flag.String("advertise", "=bind", "advertise IP (\"=bind\": the bind host; \"\": let memberlist choose, as deployments do)")
 	join := flag.String("join", "", "comma-separated seeds")
 	key := flag.String("key", "", "base64 encryption key")
 	label := flag.String("label", "", "cluster label")
@@ -170,6 +171,9 @@ func main() {
 	cfg.BindAddr = host
 	cfg.BindPort = port
 	cfg.AdvertiseAddr = host
+	if *advertise != "=bind" {
+		cfg.AdvertiseAddr = *advertise
+	}
 	cfg.AdvertisePort = port
 	if err := setLabel(cfg, *label); err != nil {
 		log.Fatalf("%v", err)

@@ -8,6 +8,7 @@
 //! except under CI where they fail. The harness is in `support/netns.rs`.
 
 #[path = "support/netns.rs"]
+#[allow(dead_code)]
 mod netns;
 
 use std::time::Duration;

@@ -75,6 +75,12 @@ pub struct Seen {
     pub suspect_episodes: usize,
     /// When the table was last reported.
     pub at: Option<Instant>,
+    /// Where the node's latest table places each member (`ip:port`).
+    pub addrs: BTreeMap<String, String>,
+    /// The address the node said it advertises (its `ready` line).
+    pub ready: Option<String>,
+    /// Why the node could not start (its `fatal` line).
+    pub fatal: Option<String>,
 }
 
 /// One node: a child process in a host's namespace.
@@ -127,6 +133,8 @@ pub struct Hosts {
     prefix: String,
     n: usize,
     created: Vec<String>,
+    /// `/etc/netns/<namespace>` directories written for hosts files (removed on drop).
+    etc_dirs: Vec<PathBuf>,
 }
 
 /// Where node i listens.
@@ -139,7 +147,7 @@ impl Hosts {
     /// PID of the test process).
     pub fn up(tag: &str, n: usize) -> Hosts {
         let prefix = format!("mlt{}{tag}", std::process::id());
-        let mut hosts = Hosts { prefix: prefix.clone(), n, created: Vec::new() };
+        let mut hosts = Hosts { prefix: prefix.clone(), n, created: Vec::new(), etc_dirs: Vec::new() };
         let sw = format!("{prefix}-sw");
         run(&["ip", "netns", "add", &sw]);
         hosts.created.push(sw.clone());
@@ -208,6 +216,12 @@ impl Hosts {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+                if v["ev"] == "ready" {
+                    sink.lock().unwrap().ready = Some(format!("{}:{}", v["addr"].as_str().unwrap_or("?"), v["port"]));
+                }
+                if v["ev"] == "fatal" {
+                    sink.lock().unwrap().fatal = Some(v["error"].as_str().unwrap_or_default().to_owned());
+                }
                 if v["ev"] != "members" {
                     continue;
                 }
@@ -223,6 +237,8 @@ impl Hosts {
                     if state == "suspect" && before.get(&name).is_none_or(|(b, _)| b != "suspect") {
                         s.suspect_episodes += 1;
                     }
+                    let at = format!("{}:{}", m["addr"].as_str().unwrap_or("?"), m["port"]);
+                    s.addrs.insert(name.clone(), at);
                     s.table.insert(name, (state, m["inc"].as_u64().unwrap_or(0)));
                 }
                 s.at = Some(Instant::now());
@@ -297,10 +313,65 @@ impl Hosts {
     }
 }
 
+impl Hosts {
+    /// Replaces host i's IPv4 address (`10.77.0.i/24`) with `cidr`, or adds `cidr` when it is
+    /// IPv6 (without duplicate-address detection, so it is usable at once).
+    pub fn set_address(&self, i: usize, cidr: &str) {
+        let ns = self.ns(i);
+        if cidr.contains(':') {
+            run(&["ip", "-n", &ns, "addr", "add", cidr, "dev", "eth0", "nodad"]);
+        } else {
+            run(&["ip", "-n", &ns, "addr", "flush", "dev", "eth0", "scope", "global"]);
+            run(&["ip", "-n", &ns, "addr", "add", cidr, "dev", "eth0"]);
+        }
+    }
+
+    /// Writes the `/etc/hosts` that processes started in host i see (`ip netns exec` mounts
+    /// `/etc/netns/<namespace>/hosts` over it). The file is rewritten in place, so processes
+    /// already running see the new content at their next lookup: a stand-in for DNS records
+    /// that change, as a Kubernetes headless Service's do when pods come and go.
+    pub fn set_hosts_file(&mut self, i: usize, content: &str) {
+        let dir = PathBuf::from("/etc/netns").join(self.ns(i));
+        std::fs::create_dir_all(&dir).expect("create /etc/netns/<ns>");
+        if !self.etc_dirs.contains(&dir) {
+            self.etc_dirs.push(dir.clone());
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(dir.join("hosts"))
+            .expect("open the hosts file");
+        f.write_all(format!("127.0.0.1 localhost\n{content}").as_bytes()).expect("write the hosts file");
+    }
+
+    /// Starts `program args` in host i, its stdout and stderr appended to `log`.
+    pub fn spawn(&self, i: usize, program: &str, args: &[&str], log: &std::path::Path) -> Child {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open the log");
+        let err = out.try_clone().expect("clone the log");
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(i), program])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start the process")
+    }
+
+    /// Runs `program args` in host i to the end.
+    pub fn exec(&self, i: usize, program: &str, args: &[&str]) -> std::process::Output {
+        Command::new("ip").args(["netns", "exec", &self.ns(i), program]).args(args).output().expect("command runs")
+    }
+}
+
 impl Drop for Hosts {
     fn drop(&mut self) {
         for ns in self.created.iter().rev() {
             let _ = Command::new("ip").args(["netns", "delete", ns]).output();
+        }
+        for dir in &self.etc_dirs {
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }
