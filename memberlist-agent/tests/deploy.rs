@@ -26,7 +26,6 @@ fn bin() -> &'static str {
 /// An agent process in a host namespace, killed (by PID) when dropped.
 struct Agent {
     child: Child,
-    host: usize,
     log: PathBuf,
 }
 
@@ -44,7 +43,7 @@ impl Agent {
         }
         full.extend_from_slice(args);
         let child = hosts.spawn(i, bin(), &full, &log);
-        let agent = Agent { child, host: i, log };
+        let agent = Agent { child, log };
         let up = wait_until(Duration::from_secs(10), || members(hosts, i).is_some());
         assert!(up, "node-{i}'s API never came up: {}", agent.log_text());
         agent
