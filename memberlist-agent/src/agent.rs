@@ -58,6 +58,10 @@ pub struct AgentArgs {
     /// Encryption key (base64 or hex, 16/24/32 bytes); repeat for a keyring, the first is used.
     #[arg(long = "key", value_name = "BASE64")]
     keys: Vec<String>,
+    /// Read the keys from this file instead, one per line, the first used (a Kubernetes
+    /// Secret or a root-only file: keys on a command line show in `ps`).
+    #[arg(long, value_name = "FILE", conflicts_with = "keys")]
+    key_file: Option<std::path::PathBuf>,
     /// Cluster label.
     #[arg(long)]
     label: Option<String>,
@@ -71,9 +75,13 @@ pub struct AgentArgs {
     /// HTTP API address (default 127.0.0.1:7947).
     #[arg(long, value_name = "ADDR:PORT")]
     http: Option<SocketAddr>,
-    /// Require `Authorization: Bearer <token>` on the HTTP API.
+    /// Require `Authorization: Bearer <token>` on the HTTP API, except `GET /v1/health`, which
+    /// stays open for readiness probes.
     #[arg(long)]
     token: Option<String>,
+    /// Read the API token from this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
     /// Log format.
     #[arg(long, value_name = "text|json")]
     log_format: Option<String>,
@@ -98,12 +106,14 @@ struct FileConfig {
     config: Option<String>,
     #[serde(default)]
     keys: Vec<String>,
+    key_file: Option<std::path::PathBuf>,
     label: Option<String>,
     rejoin_interval: Option<u64>,
     #[serde(default)]
     meta: Vec<String>,
     http: Option<SocketAddr>,
     token: Option<String>,
+    token_file: Option<std::path::PathBuf>,
     log_format: Option<String>,
 }
 
@@ -181,7 +191,11 @@ pub async fn run(args: AgentArgs) -> Result<ExitCode> {
         Some(s) => opts.config.auto_rejoin_interval = Some(Duration::from_secs(s)),
         None => {}
     }
-    let keys = if args.keys.is_empty() { file.keys } else { args.keys };
+    let keys = match (args.key_file.or(file.key_file), args.keys.is_empty()) {
+        (_, false) => args.keys,
+        (Some(path), true) => crate::keys::read_key_file(&path)?,
+        (None, true) => file.keys,
+    };
     if let Some((first, rest)) = keys.split_first() {
         let primary = parse_key(first)?;
         let others = rest.iter().map(|k| parse_key(k)).collect::<Result<Vec<_>>>()?;
@@ -213,7 +227,10 @@ pub async fn run(args: AgentArgs) -> Result<ExitCode> {
     let joined = Arc::new(AtomicBool::new(joins.once.is_empty() && joins.retry.is_empty()));
     let api = Arc::new(Api {
         node: node.clone(),
-        token: args.token.or(file.token),
+        token: match args.token_file.or(file.token_file) {
+            Some(path) if args.token.is_none() => Some(crate::keys::read_secret_file(&path)?),
+            _ => args.token.or(file.token),
+        },
         metrics: recorder,
         joined: joined.clone(),
     });
@@ -293,14 +310,15 @@ async fn serve(listener: TcpListener, api: Arc<Api>) {
 }
 
 async fn handle(api: &Api, req: Request, stream: &mut BufReader<tokio::net::TcpStream>) -> Result<()> {
-    if let Some(token) = &api.token {
+    let path = req.path.split('?').next().unwrap_or("");
+    let probe = req.method == "GET" && path == "/v1/health";
+    if let Some(token) = api.token.as_ref().filter(|_| !probe) {
         let ok = req.header("authorization").and_then(|h| h.strip_prefix("Bearer ")) == Some(token.as_str());
         if !ok {
             return respond(stream, 401, "application/json", br#"{"error":"missing or wrong bearer token"}"#).await;
         }
     }
     let json_ok = |v: Value| serde_json::to_vec_pretty(&v).unwrap_or_default();
-    let path = req.path.split('?').next().unwrap_or("");
     match (req.method.as_str(), path) {
         ("GET", "/v1/members") => {
             let list: Vec<Value> = api.node.all_members().iter().map(member_json).collect();

@@ -151,6 +151,52 @@ fn the_api_can_require_a_token() {
     assert_eq!(a.get("/v1/members", Some("wrong")).0, 401);
     assert_eq!(a.get("/v1/members", Some("s3cret")).0, 200);
     assert_eq!(a.get("/nope", Some("s3cret")).0, 404);
+    // The readiness probe stays open: kubelets and load balancers hold no token.
+    assert_eq!(a.get("/v1/health", None).0, 200);
+    assert_eq!(a.get("/metrics", None).0, 401);
+}
+
+#[test]
+fn keys_from_a_file_and_another_clusters_label_is_refused_logged_and_counted() {
+    let dir = std::env::temp_dir().join(format!("memberlist-agent-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("gossip.key");
+    std::fs::write(&key_file, "# from a Secret\nAAECAwQFBgcICQoLDA0ODw==\n").unwrap();
+    let log = dir.join("a.log");
+    let (port, http) = (free_port(), free_port());
+    let child = Command::new(bin())
+        .args(["agent", "--name", "kf-a", "--bind", &format!("127.0.0.1:{port}"), "--config", "local"])
+        .args(["--http", &format!("127.0.0.1:{http}"), "--label", "cluster-a"])
+        .args(["--key-file", key_file.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let a = Agent { child, http: format!("127.0.0.1:{http}").parse().unwrap() };
+    eventually("the API", || std::net::TcpStream::connect(a.http).is_ok());
+    // Same key file, same label: joins.
+    let kf = key_file.to_str().unwrap();
+    let (b, _) = Agent::start("kf-b", Some(port), &["--label", "cluster-a", "--key-file", kf]);
+    eventually("kf-b joined", || a.members().iter().any(|m| m["name"] == "kf-b" && m["state"] == "alive"));
+    drop(b);
+    // Another cluster's label on the same key: refused, logged at warn with the peer, counted.
+    let (c, _) = Agent::start("kf-c", Some(port), &["--label", "cluster-b", "--key-file", kf]);
+    eventually("the label drop is counted", || {
+        a.get("/metrics", None).1.lines().any(|l| l.starts_with("memberlist_dropped{reason=\"label\"}"))
+    });
+    eventually("the refusal is logged", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("WARN") && text.contains("refused a stream from 127.0.0.1:") && text.contains("label")
+    });
+    assert!(!a.members().iter().any(|m| m["name"] == "kf-c"), "kf-c stays out");
+    drop(c);
+    // A bad key file stops the agent with a clear error.
+    std::fs::write(&key_file, "not-a-key\n").unwrap();
+    let out = Command::new(bin()).args(["agent", "--key-file", kf]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad key on key line 1"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -318,8 +318,11 @@ impl Endpoint {
         if let Some(e) = &err {
             self.stats.count_drop(e);
         }
-        let incoming = self.streams.get(&id).is_some_and(|s| matches!(s.kind, StreamKind::Incoming));
-        if incoming {
+        let incoming = self.streams.get(&id).filter(|s| matches!(s.kind, StreamKind::Incoming)).map(|s| s.peer);
+        if let Some(peer) = incoming {
+            // Go logs these at ERR ("discarding stream with unacceptable label", ...): a stream
+            // is a join or a push/pull, rare enough to name every refusal.
+            tracing::warn!(node = %self.cfg.name, %peer, %reason, "refused a stream from {peer}: {reason}");
             // Tell the dialer what went wrong, as Go does for stream read errors.
             let label = self.cfg.label.clone();
             let reply = StreamMessage::Err(ErrResp { error: reason });
