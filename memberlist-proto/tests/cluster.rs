@@ -355,3 +355,28 @@ fn a_join_to_nobody_reports_the_failure() {
     assert!(net.events.iter().any(|(_, _, e)| matches!(e,
         Event::JoinCompleted { contacted: 0, errors, .. } if errors.len() == 1 && errors[0].0 == nowhere)));
 }
+
+#[test]
+fn rejoin_now_reaches_seeds_a_driver_resolved_again() {
+    // Two clusters that never met: {0, 1} and {2}. Node 0's seeds are replaced by what a
+    // driver found when it resolved its seed name again (node 2's address): the next re-join
+    // round merges them, without node 2 doing anything.
+    let cfg = || Config { auto_rejoin_interval: Some(60 * SEC), ..Config::lan("x") };
+    let mut net = cluster(2, cfg);
+    net.add(cfg(), Box::new(()), None);
+    net.run_for(5 * SEC);
+    assert_eq!(net.state(0, 2), None);
+    // rejoin_now with no seeds beyond the alive members does nothing.
+    let now = net.now;
+    net.node(0).rejoin_now(now);
+    net.drain(0);
+    net.run_for(2 * SEC);
+    assert_eq!(net.state(0, 2), None, "no candidate yet");
+    let now = net.now;
+    net.node(0).set_seeds(&[support::addr(1), support::addr(2), support::addr(2)]);
+    net.node(0).rejoin_now(now);
+    net.drain(0);
+    // Well before the endpoint's own 60 s timer.
+    net.run_for(5 * SEC);
+    assert!(net.converged(), "the re-resolved seed was joined");
+}

@@ -190,3 +190,20 @@ async fn a_refused_join_is_reported_on_both_sides() {
     assert!(other.join(&[labelled.advertise_addr()]).await.is_err());
     eventually("label mismatch counted", || labelled.stats().dropped_label >= 1).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_from_outside_cidrs_allowed_is_refused_and_counted() {
+    // Node a accepts only 127.0.0.2; b dials from 127.0.0.1.
+    let only = memberlist::proto::Cidr::parse("127.0.0.2/32").unwrap();
+    let a = Memberlist::create(fast("c-a").configure(|c| c.cidrs_allowed = Some(vec![only]))).await.unwrap();
+    let b = Memberlist::create(fast("c-b")).await.unwrap();
+    assert!(b.join(&[a.advertise_addr()]).await.is_err(), "the stream is closed unanswered");
+    eventually("counted", || a.stats().dropped_not_allowed >= 1).await;
+    assert!(!a.all_members().iter().any(|m| m.name == "c-b"), "nothing merged");
+    // The same join to a node that allows loopback succeeds. (Loopback dials always come from
+    // 127.0.0.1, whatever address the dialer listens on.)
+    let lo = memberlist::proto::Cidr::parse("127.0.0.0/8").unwrap();
+    let open = Memberlist::create(fast("c-open").configure(|c| c.cidrs_allowed = Some(vec![lo]))).await.unwrap();
+    assert_eq!(b.join(&[open.advertise_addr()]).await.unwrap(), 1);
+    assert_eq!(open.stats().dropped_not_allowed, 0);
+}
