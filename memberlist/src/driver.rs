@@ -24,6 +24,9 @@ use crate::seeds::Seed;
 use crate::transport::{BoxConn, BoxFuture, Transport};
 use crate::Error;
 
+/// How many distinct seeds automatic re-join remembers; older ones are forgotten first.
+const MAX_REMEMBERED_SEEDS: usize = 256;
+
 /// What a handle asks of the node task.
 pub(crate) enum Command {
     Join { seeds: Vec<SocketAddr>, names: Vec<Seed>, reply: oneshot::Sender<JoinId> },
@@ -108,8 +111,9 @@ pub(crate) struct Driver {
     keyring: Arc<RwLock<Option<Keyring>>>,
     queues: Arc<std::sync::Mutex<Queues>>,
     wake: Arc<tokio::sync::Notify>,
-    /// Seed names given to joins, resolved again before every automatic re-join.
-    seed_names: Arc<std::sync::Mutex<Vec<Seed>>>,
+    /// Every seed given to joins (names and addresses, the newest [`MAX_REMEMBERED_SEEDS`]),
+    /// resolved again before every automatic re-join.
+    remembered_seeds: Arc<std::sync::Mutex<Vec<Seed>>>,
     tasks: JoinSet<()>,
 }
 
@@ -140,7 +144,7 @@ impl Driver {
             keyring,
             queues: Arc::new(std::sync::Mutex::new(Queues::default())),
             wake: Arc::new(tokio::sync::Notify::new()),
-            seed_names: Arc::new(std::sync::Mutex::new(Vec::new())),
+            remembered_seeds: Arc::new(std::sync::Mutex::new(Vec::new())),
             tasks: JoinSet::new(),
         };
         (driver, in_rx)
@@ -175,7 +179,7 @@ impl Driver {
         ));
         self.tasks.spawn(accept_loop(self.transport.clone(), self.in_tx.clone()));
         if let Some(interval) = self.ep.config().auto_rejoin_interval {
-            self.tasks.spawn(resolve_loop(self.seed_names.clone(), interval, self.in_tx.clone()));
+            self.tasks.spawn(resolve_loop(self.remembered_seeds.clone(), interval, self.in_tx.clone()));
         }
         self.flush();
         loop {
@@ -266,12 +270,14 @@ impl Driver {
         let now = self.now();
         match c {
             Command::Join { seeds, names, reply } => {
-                if let Ok(mut known) = self.seed_names.lock() {
+                if let Ok(mut known) = self.remembered_seeds.lock() {
                     for n in names {
-                        if n.literal().is_none() && !known.contains(&n) {
+                        if !known.contains(&n) {
                             known.push(n);
                         }
                     }
+                    let excess = known.len().saturating_sub(MAX_REMEMBERED_SEEDS);
+                    known.drain(..excess);
                 }
                 let _ = reply.send(self.ep.join(&seeds, now));
             }
@@ -435,9 +441,9 @@ async fn accept_loop(transport: Arc<dyn Transport>, tx: mpsc::UnboundedSender<In
     }
 }
 
-/// Every `interval`, resolves the seed names again and hands the addresses to the node task
-/// for an automatic re-join round, so that nodes which appeared behind a name since the last
-/// round (pods behind a headless Service) are found.
+/// Every `interval`, resolves the seeds again (names by a lookup, addresses as they are) and
+/// hands the addresses to the node task for an automatic re-join round, so that nodes which
+/// appeared behind a name since the last round (pods behind a headless Service) are found.
 async fn resolve_loop(names: Arc<std::sync::Mutex<Vec<Seed>>>, interval: Duration, tx: mpsc::UnboundedSender<Input>) {
     loop {
         tokio::time::sleep(interval).await;

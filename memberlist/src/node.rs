@@ -134,7 +134,8 @@ impl Memberlist {
     /// reached; an error only when none was.
     pub async fn join(&self, seeds: &[SocketAddr]) -> Result<usize, Error> {
         let labelled: Vec<(SocketAddr, String)> = seeds.iter().map(|a| (*a, a.to_string())).collect();
-        self.join_resolved(&labelled, Vec::new(), Vec::new()).await
+        let remembered = seeds.iter().map(|a| Seed::from_addr(*a)).collect();
+        self.join_resolved(&labelled, remembered, Vec::new()).await
     }
 
     /// Joins through seeds written as Go's `Join` takes them: `[name/]host[:port]`, where the

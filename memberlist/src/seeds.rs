@@ -48,6 +48,11 @@ impl Seed {
         Ok(Seed { text: text.to_owned(), name, host: host.to_owned(), port })
     }
 
+    /// A seed given as an address.
+    pub(crate) fn from_addr(addr: SocketAddr) -> Seed {
+        Seed { text: addr.to_string(), name: None, host: addr.ip().to_string(), port: addr.port() }
+    }
+
     /// The seed's address when its host is an IP literal.
     pub(crate) fn literal(&self) -> Option<SocketAddr> {
         self.host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, self.port))

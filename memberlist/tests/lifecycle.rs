@@ -207,3 +207,21 @@ async fn a_join_from_outside_cidrs_allowed_is_refused_and_counted() {
     assert_eq!(b.join(&[open.advertise_addr()]).await.unwrap(), 1);
     assert_eq!(open.stats().dropped_not_allowed, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_rejoin_keeps_address_seeds_beside_names() {
+    let rejoin = |name: &str| fast(name).configure(|c| c.auto_rejoin_interval = Some(Duration::from_secs(1)));
+    let a = Memberlist::create(rejoin("rj-a")).await.unwrap();
+    let c = Memberlist::create(fast("rj-c")).await.unwrap();
+    // One seed by address, where nobody runs yet, and one by name.
+    let down = closed_port();
+    let seeds = [down.to_string(), format!("localhost:{}", c.advertise_addr().port())];
+    assert_eq!(a.join_hosts(&[&seeds[0], &seeds[1]]).await.unwrap(), 1);
+    // Several re-join rounds pass, each resolving the name again; the address must stay a seed.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // A node comes up, alone, at the address seed: it was never a member, so only the
+    // remembered seed leads there.
+    let fresh = Memberlist::create(fast("rj-fresh").bind(down)).await.unwrap();
+    eventually("a re-joins through the address seed", || a.members().iter().any(|m| m.name == "rj-fresh")).await;
+    eventually("the clusters merged", || fresh.members().iter().any(|m| m.name == "rj-c")).await;
+}
