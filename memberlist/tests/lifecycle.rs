@@ -5,28 +5,10 @@
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 
-use memberlist::{Error, Event, Memberlist, NodeState, Options};
+mod support;
 
-fn fast(name: &str) -> Options {
-    Options::lan(name).bind("127.0.0.1:0".parse().unwrap()).configure(|c| {
-        c.probe_interval = Duration::from_millis(200);
-        c.probe_timeout = Duration::from_millis(80);
-        c.gossip_interval = Duration::from_millis(50);
-        c.suspicion_mult = 3;
-        c.push_pull_interval = Duration::from_secs(2);
-        c.tcp_timeout = Duration::from_secs(2);
-    })
-}
-
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..300 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
+use memberlist::{Error, Event, Memberlist, NodeState};
+use support::{eventually, fast};
 
 /// A loopback port nobody listens on, for TCP or UDP.
 fn closed_port() -> SocketAddr {

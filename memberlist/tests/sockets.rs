@@ -2,18 +2,10 @@
 
 use std::time::Duration;
 
-use memberlist::{Event, Memberlist, NodeState, Options};
+mod support;
 
-fn fast(name: &str) -> Options {
-    Options::lan(name).bind("127.0.0.1:0".parse().unwrap()).configure(|c| {
-        c.probe_interval = Duration::from_millis(200);
-        c.probe_timeout = Duration::from_millis(80);
-        c.gossip_interval = Duration::from_millis(50);
-        c.suspicion_mult = 3;
-        c.push_pull_interval = Duration::from_secs(2);
-        c.tcp_timeout = Duration::from_secs(2);
-    })
-}
+use memberlist::{Event, Memberlist, NodeState, Options};
+use support::{eventually, fast};
 
 async fn cluster(n: usize, opts: impl Fn(usize) -> Options) -> Vec<Memberlist> {
     let mut nodes = Vec::new();
@@ -25,16 +17,6 @@ async fn cluster(n: usize, opts: impl Fn(usize) -> Options) -> Vec<Memberlist> {
         assert_eq!(node.join(&[seed]).await.unwrap(), 1);
     }
     nodes
-}
-
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn state_of(node: &Memberlist, name: &str) -> Option<NodeState> {
