@@ -9,6 +9,7 @@ mod join;
 mod keys;
 mod members;
 mod peer;
+mod settings;
 mod sim;
 mod svg;
 
@@ -29,7 +30,7 @@ struct Cli {
 enum Command {
     /// Run one node until SIGINT or SIGTERM (which make it leave gracefully), with an HTTP API
     /// (default 127.0.0.1:7947).
-    Agent(Box<agent::AgentArgs>),
+    Agent(Box<settings::AgentArgs>),
     /// List the members a running agent sees, like `consul members`.
     Members(members::MembersArgs),
     /// Start a small cluster on loopback and show a crash and a leave.

@@ -7,8 +7,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::Value;
 
-use crate::agent::DEFAULT_HTTP;
 use crate::http::call;
+use crate::settings::DEFAULT_HTTP;
 
 #[derive(Debug, Args)]
 pub struct MembersArgs {
@@ -26,6 +26,16 @@ pub struct MembersArgs {
     token: Option<String>,
 }
 
+/// The Meta column: Serf tags as `k=v,…` when the metadata holds them, else the metadata.
+fn meta_cell(m: &Value) -> String {
+    match m["tags"].as_object() {
+        Some(tags) if !tags.contains_key("error") => {
+            tags.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")
+        }
+        _ => m["meta"].as_str().unwrap_or("").to_owned(),
+    }
+}
+
 /// Renders members as an aligned table.
 pub fn table(members: &[Value]) -> String {
     let rows: Vec<[String; 5]> = members
@@ -36,7 +46,7 @@ pub fn table(members: &[Value]) -> String {
                 format!("{}:{}", m["addr"].as_str().unwrap_or(""), m["port"]),
                 m["state"].as_str().unwrap_or("").to_owned(),
                 m["incarnation"].to_string(),
-                m["meta"].as_str().unwrap_or("").to_owned(),
+                meta_cell(m),
             ]
         })
         .collect();

@@ -38,6 +38,7 @@ pub mod config;
 pub mod endpoint;
 pub mod event;
 pub mod node;
+pub mod serf_tags;
 pub mod state;
 pub mod time;
 pub mod wire;

@@ -380,3 +380,40 @@ fn rejoin_now_reaches_seeds_a_driver_resolved_again() {
     net.run_for(5 * SEC);
     assert!(net.converged(), "the re-resolved seed was joined");
 }
+
+/// Serf's delegate protocol range: version 5, accepting 2 to 5 (serf v0.11.0).
+fn serf(dcur: u8, dmin: u8, dmax: u8) -> Config {
+    Config { delegate_protocol_version: dcur, delegate_protocol_min: dmin, delegate_protocol_max: dmax, ..lan() }
+}
+
+fn join_errors(seed: Config, joiner: Config) -> (Vec<String>, u64) {
+    let mut net = Net::new();
+    net.add(seed, Box::new(()), None);
+    net.add(joiner, Box::new(()), None);
+    net.join(1, 0);
+    net.run_for(2 * SEC);
+    let errors = net
+        .events
+        .iter()
+        .find_map(|(_, i, e)| match e {
+            Event::JoinCompleted { errors, .. } if *i == 1 => Some(errors.iter().map(|(_, e)| e.clone()).collect()),
+            _ => None,
+        })
+        .expect("join finished");
+    (errors, net.node(0).stats().push_pull_rejected)
+}
+
+#[test]
+fn delegate_protocol_ranges_with_serfs_numbers() {
+    // A plain memberlist node (0 in [0, 0]) cannot join a Serf pool, and is told why.
+    let (errors, rejected) = join_errors(serf(5, 2, 5), serf(0, 0, 0));
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].contains("delegate protocol version (0) is incompatible: [2, 0]"), "{errors:?}");
+    assert_eq!(rejected, 1, "the Serf side counts its refusal");
+    // A node that accepts only up to 4 cannot sit with Serf nodes at 5.
+    let (errors, _) = join_errors(serf(5, 2, 5), serf(4, 2, 4));
+    assert!(errors[0].contains("delegate protocol version (5) is incompatible: [2, 4]"), "{errors:?}");
+    // Serf's own numbers join, and so does a node at 4 that accepts up to 5.
+    assert_eq!(join_errors(serf(5, 2, 5), serf(5, 2, 5)), (vec![], 0));
+    assert_eq!(join_errors(serf(5, 2, 5), serf(4, 2, 5)), (vec![], 0));
+}

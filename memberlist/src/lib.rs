@@ -62,7 +62,7 @@ pub use advertise::{final_advertise_addr, host_interfaces, private_ip, Advertise
 pub use delegate::Delegate;
 pub use faults::{Faults, FaultyTransport};
 pub use memberlist_proto::state::broadcast::TransmitLimitedQueue;
-pub use memberlist_proto::{self as proto, wire, Config, Event, Hooks, Member, NodeState};
+pub use memberlist_proto::{self as proto, serf_tags, wire, Config, Event, Hooks, Member, NodeState};
 pub use node::{Events, Memberlist};
 pub use options::{Options, GO_BIND_PORT};
 pub use tcp_only::TcpOnlyTransport;

@@ -6,6 +6,7 @@
 //! `compress`. Messages appear with their type number, their name, and their body under Go's
 //! field names. Byte fields that hold addresses, versions or compressed data are shown as
 //! `0x…` hex; metadata, payloads and user data as text when they are UTF-8, else as hex.
+//! Metadata in Serf's tag encoding is also shown decoded, as `Tags`.
 //!
 //! Unlike the receive pipelines, inspection does not enforce a label or a CRC: it reports them.
 
@@ -197,21 +198,24 @@ pub fn message_json(m: &Message) -> Value {
         Message::Nack(n) => json!({"SeqNo": n.seq_no}),
         Message::Suspect(s) => json!({"From": s.from, "Incarnation": s.incarnation, "Node": s.node}),
         Message::Dead(d) => json!({"From": d.from, "Incarnation": d.incarnation, "Node": d.node}),
-        Message::Alive(a) => json!({
-            "Addr": hex0x(&a.addr),
-            "Incarnation": a.incarnation,
-            "Meta": opt_text(a.meta.as_deref()),
-            "Node": a.node,
-            "Port": a.port,
-            "Vsn": hex0x(&a.vsn.to_bytes()),
-        }),
+        Message::Alive(a) => with_tags(
+            json!({
+                "Addr": hex0x(&a.addr),
+                "Incarnation": a.incarnation,
+                "Meta": opt_text(a.meta.as_deref()),
+                "Node": a.node,
+                "Port": a.port,
+                "Vsn": hex0x(&a.vsn.to_bytes()),
+            }),
+            a.meta.as_deref(),
+        ),
         Message::Err(e) => json!({"Error": e.error}),
     };
     json!({"type": ty as u8, "name": ty.name(), "body": body})
 }
 
 fn node_json(n: &PushNodeState) -> Value {
-    json!({
+    let v = json!({
         "Addr": hex0x(&n.addr),
         "Incarnation": n.incarnation,
         "Meta": opt_text(n.meta.as_deref()),
@@ -219,7 +223,22 @@ fn node_json(n: &PushNodeState) -> Value {
         "Port": n.port,
         "State": n.state,
         "Vsn": hex0x(&n.vsn.to_bytes()),
-    })
+    });
+    with_tags(v, n.meta.as_deref())
+}
+
+/// Adds `Tags` (an object, or `{"error": …}`) beside `Meta` when the metadata is in Serf's tag
+/// encoding.
+fn with_tags(mut body: Value, meta: Option<&[u8]>) -> Value {
+    let Some(decoded) = meta.and_then(crate::serf_tags::decode) else { return body };
+    let tags = match decoded {
+        Ok(t) => json!(t),
+        Err(e) => json!({"error": e.to_string()}),
+    };
+    if let Value::Object(map) = &mut body {
+        map.insert("Tags".into(), tags);
+    }
+    body
 }
 
 /// The tree of one stream message.
