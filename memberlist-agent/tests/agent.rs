@@ -32,11 +32,14 @@ impl Agent {
         let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cmd = Command::new(bin());
         cmd.args(["agent", "--name", name, "--bind", &format!("127.0.0.1:{port}"), "--http", &http.to_string()])
-            .args(["--config", "local", "--meta", &format!("role={name}")])
+            .args(["--config", "local"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if !extra.contains(&"--tag") {
+            cmd.args(["--meta", &format!("role={name}")]);
+        }
         if let Some(seed) = join {
             cmd.args(["--join", &format!("127.0.0.1:{seed}")]);
         }
@@ -217,6 +220,19 @@ fn agent_with_bad_settings_fails_clearly() {
     let out = Command::new(bin()).args(["agent", "--meta", "novalue"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("K=V"));
+    let out = Command::new(bin())
+        .args(["agent", "--delegate-protocol-version", "5", "--delegate-protocol-max", "4"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a Serf pool needs 5 in [2, 5]"));
+    let out = Command::new(bin()).args(["agent", "--tag", "novalue"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--tag takes K=V"));
+    let out = Command::new(bin()).args(["agent", "--tag", "a=b", "--meta", "c=d"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
+    let long = format!("k={}", "v".repeat(600));
+    let out = Command::new(bin()).args(["agent", "--tag", &long]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exceeds the metadata limit of 512 bytes"));
     let out = Command::new(bin()).args(["members", "--http", "127.0.0.1:1"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach the agent"));
@@ -381,4 +397,46 @@ fn advertise_takes_an_ip_and_keeps_the_bound_port() {
     let out = Command::new(bin()).args(["agent", "--advertise", "seed.example"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--advertise takes an IP address"));
+}
+
+#[test]
+fn serf_settings_from_flags_and_the_toml_file() {
+    // Flags: tags in Serf's encoding and Serf's delegate protocol range.
+    let serf = ["--delegate-protocol-version", "5", "--delegate-protocol-min", "2", "--delegate-protocol-max", "5"];
+    let mut flags = vec!["--tag", "role=db"];
+    flags.extend(serf);
+    let (a, _) = Agent::start("serfish", None, &flags);
+    let me: Value = serde_json::from_str(&a.get("/v1/self", None).1).unwrap();
+    assert_eq!((me["tags"]["role"].as_str(), me["delegate"]["cur"].as_u64()), (Some("db"), Some(5)), "{me}");
+    // The same from the settings file.
+    let dir = std::env::temp_dir().join(format!("memberlist-agent-serf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("agent.toml");
+    let (port, http) = (free_port(), free_port());
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"tagged\"\nbind = \"127.0.0.1:{port}\"\nhttp = \"127.0.0.1:{http}\"\nconfig = \"local\"\n\
+             delegate_protocol_version = 5\ndelegate_protocol_min = 2\ndelegate_protocol_max = 5\n\
+             tags = {{ role = \"web\", dc = \"eu-1\" }}\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin())
+        .args(["agent", "--config-file", file.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let agent = Agent { child, http: format!("127.0.0.1:{http}").parse().unwrap() };
+    eventually("the API", || std::net::TcpStream::connect(agent.http).is_ok());
+    let me: Value = serde_json::from_str(&agent.get("/v1/self", None).1).unwrap();
+    assert_eq!(me["tags"], serde_json::json!({"role": "web", "dc": "eu-1"}), "{me}");
+    assert_eq!(me["delegate"], serde_json::json!({"min": 2, "max": 5, "cur": 5}), "{me}");
+    // The table shows the tags, not the encoded bytes.
+    let out = Command::new(bin()).args(["members", "--http", &agent.http.to_string()]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().nth(1).is_some_and(|l| l.trim_end().ends_with("dc=eu-1,role=web")), "{table}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
