@@ -86,6 +86,7 @@ fn push_pull(c: &mut Criterion) {
         let seal = StreamSealConfig {
             label: "",
             enable_compression: true,
+            algorithm: memberlist_proto::wire::Compression::Lzw,
             keyring: keyring.as_ref(),
             encryption_version: EncryptionVersion::V1,
         };
@@ -102,6 +103,7 @@ fn push_pull(c: &mut Criterion) {
         let seal = StreamSealConfig {
             label: "",
             enable_compression: false,
+            algorithm: memberlist_proto::wire::Compression::Lzw,
             keyring: None,
             encryption_version: EncryptionVersion::V1,
         };

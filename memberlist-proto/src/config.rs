@@ -153,6 +153,10 @@ pub struct Config {
     pub gossip_verify_outgoing: bool,
     /// Compress packets when it helps, and every stream.
     pub enable_compression: bool,
+    /// What to compress with (Grafana's fork's `CompressionAlgorithm`): LZW, which every Go
+    /// memberlist reads, or snappy, which only the fork (dskit: Mimir, Loki, Tempo) reads.
+    /// Both are always decoded.
+    pub compression_algorithm: crate::wire::Compression,
     /// Encryption keys; `None` disables encryption.
     pub keyring: Option<Keyring>,
     /// Byte budget of one gossip packet.
@@ -211,6 +215,7 @@ impl Config {
             gossip_verify_incoming: true,
             gossip_verify_outgoing: true,
             enable_compression: true,
+            compression_algorithm: crate::wire::Compression::Lzw,
             keyring: None,
             udp_buffer_size: 1400,
             dead_node_reclaim_time: Duration::ZERO,

@@ -719,6 +719,7 @@ pub(crate) fn seal_config_of(cfg: &Config) -> SealConfig<'_> {
     SealConfig {
         label: &cfg.label,
         enable_compression: cfg.enable_compression,
+        algorithm: cfg.compression_algorithm,
         keyring: cfg.keyring.as_ref().filter(|_| cfg.gossip_verify_outgoing),
         encryption_version: EncryptionVersion::for_protocol(cfg.protocol_version),
     }

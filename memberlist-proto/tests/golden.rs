@@ -120,6 +120,7 @@ fn plaintext_streams_decode_incrementally_and_re_encode_identically() {
         let seal = StreamSealConfig {
             label: &v.label,
             enable_compression: frame.compression.is_some(),
+            algorithm: memberlist_proto::wire::Compression::Lzw,
             keyring: None,
             encryption_version: EncryptionVersion::V1,
         };

@@ -163,6 +163,7 @@ proptest! {
         let seal = SealConfig {
             label: &l.label,
             enable_compression: l.compression,
+            algorithm: memberlist_proto::wire::Compression::Lzw,
             keyring: ring.as_ref(),
             encryption_version: l.encryption.map_or(EncryptionVersion::V1, |e| e.1),
         };
@@ -190,6 +191,7 @@ proptest! {
         let seal = StreamSealConfig {
             label: &l.label,
             enable_compression: l.compression,
+            algorithm: memberlist_proto::wire::Compression::Lzw,
             keyring: ring.as_ref(),
             encryption_version: l.encryption.map_or(EncryptionVersion::V1, |e| e.1),
         };
@@ -318,6 +320,7 @@ fn stream_encryption_rules_match_go() {
     let plain_cfg = StreamSealConfig {
         label: "",
         enable_compression: false,
+        algorithm: memberlist_proto::wire::Compression::Lzw,
         keyring: None,
         encryption_version: EncryptionVersion::V1,
     };

@@ -486,6 +486,7 @@ fn stream_seal_config<'a>(cfg: &'a crate::Config, label: &'a str) -> StreamSealC
     StreamSealConfig {
         label,
         enable_compression: cfg.enable_compression,
+        algorithm: cfg.compression_algorithm,
         keyring: cfg.keyring.as_ref().filter(|_| cfg.gossip_verify_outgoing),
         encryption_version: EncryptionVersion::for_protocol(cfg.protocol_version),
     }

@@ -72,6 +72,9 @@ pub enum DecodeError {
     /// LZW data that is not valid.
     #[error("lzw: {0}")]
     Lzw(&'static str),
+    /// A snappy block that is not valid.
+    #[error("snappy: {0}")]
+    Snappy(String),
     /// A decompressed payload of no bytes.
     #[error("decompressed payload is empty")]
     EmptyDecompressed,

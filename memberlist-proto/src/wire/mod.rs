@@ -33,6 +33,7 @@ pub mod security;
 pub mod stream;
 
 pub use compound::COMPOUND_OVERHEAD;
+pub use compress::Compression;
 pub use error::{DecodeError, EncodeError};
 pub use keyring::{Key, Keyring, KeyringError};
 pub use limits::Limits;

@@ -13,7 +13,7 @@
 use rand_core::Rng;
 
 use super::compound::{decode_compound, encode_compound, COMPOUND_HEADER_OVERHEAD, COMPOUND_OVERHEAD};
-use super::compress::{compress_if_smaller, decompress_body};
+use super::compress::{compress_if_smaller_with, decompress_body, Compression};
 use super::crc::{add_crc, split_crc, CrcCheck};
 use super::error::{DecodeError, EncodeError};
 use super::keyring::Keyring;
@@ -232,6 +232,8 @@ pub struct SealConfig<'a> {
     pub label: &'a str,
     /// Compress packets when that makes them smaller.
     pub enable_compression: bool,
+    /// With what.
+    pub algorithm: Compression,
     /// Keys to encrypt with, when encryption is on and outgoing verification is on.
     pub keyring: Option<&'a Keyring>,
     /// Encryption format (version 0 only for protocol version 1 senders).
@@ -240,7 +242,13 @@ pub struct SealConfig<'a> {
 
 impl Default for SealConfig<'_> {
     fn default() -> Self {
-        SealConfig { label: "", enable_compression: true, keyring: None, encryption_version: EncryptionVersion::V1 }
+        SealConfig {
+            label: "",
+            enable_compression: true,
+            algorithm: Compression::Lzw,
+            keyring: None,
+            encryption_version: EncryptionVersion::V1,
+        }
     }
 }
 
@@ -326,7 +334,7 @@ pub fn seal_packet(
     if body.is_empty() {
         return Err(EncodeError::Empty);
     }
-    let mut msg = if cfg.enable_compression { compress_if_smaller(body) } else { body };
+    let mut msg = if cfg.enable_compression { compress_if_smaller_with(body, cfg.algorithm) } else { body };
     if with_crc {
         msg = add_crc(&msg)?;
     }

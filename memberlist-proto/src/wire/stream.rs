@@ -11,7 +11,7 @@
 
 use rand_core::Rng;
 
-use super::compress::{compress_message, decompress};
+use super::compress::{compress_message_with, decompress, Compression};
 use super::error::{DecodeError, EncodeError};
 use super::keyring::Keyring;
 use super::label::{check_label, write_label_header};
@@ -102,6 +102,8 @@ pub struct StreamSealConfig<'a> {
     pub label: &'a str,
     /// Compress every stream message.
     pub enable_compression: bool,
+    /// With what.
+    pub algorithm: Compression,
     /// Keys to encrypt with, when encryption and outgoing verification are on.
     pub keyring: Option<&'a Keyring>,
     /// Encryption format.
@@ -125,7 +127,7 @@ pub fn seal_stream(
     }
     let compressed;
     let body: &[u8] = if cfg.enable_compression {
-        compressed = compress_message(msg);
+        compressed = compress_message_with(msg, cfg.algorithm);
         &compressed
     } else {
         msg
