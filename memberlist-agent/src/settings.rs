@@ -46,6 +46,16 @@ pub struct AgentArgs {
     /// (default 0: retry forever).
     #[arg(long, value_name = "N")]
     retry_max: Option<u32>,
+    /// How nodes reach each other: `udp` (UDP and TCP on one port, as Go memberlist), `tcp-only`
+    /// (datagrams over TCP too; memberlist-rs nodes only), or `dskit` (Grafana dskit's TCP
+    /// transport, to join a Loki, Mimir, Tempo or Pyroscope memberlist cluster; its cluster
+    /// label is --label).
+    #[arg(long, value_name = "udp|tcp-only|dskit")]
+    transport: Option<String>,
+    /// What to compress with: `lzw` (every Go memberlist reads it) or `snappy` (only Grafana's
+    /// fork, as dskit uses, reads it). Both are always read.
+    #[arg(long, value_name = "lzw|snappy")]
+    compression: Option<String>,
     /// Timing preset: lan, wan or local.
     #[arg(long = "config", value_name = "lan|wan|local")]
     preset: Option<String>,
@@ -114,6 +124,8 @@ struct FileConfig {
     retry_interval: Option<u64>,
     retry_max: Option<u32>,
     config: Option<String>,
+    transport: Option<String>,
+    compression: Option<String>,
     #[serde(default)]
     keys: Vec<String>,
     key_file: Option<std::path::PathBuf>,
@@ -213,6 +225,17 @@ impl Settings {
             (None, false) => opts = opts.meta(encode_meta(&meta)?),
             (None, true) => {}
         }
+        match args.transport.or(file.transport).as_deref() {
+            None | Some("udp") => {}
+            Some("tcp-only") => opts = opts.tcp_only(true),
+            Some("dskit") => opts = opts.dskit(memberlist::DskitConfig::default()),
+            Some(other) => bail!("--transport must be udp, tcp-only or dskit, not {other:?}"),
+        }
+        opts.config.compression_algorithm = match args.compression.or(file.compression).as_deref() {
+            None | Some("lzw") => memberlist::wire::Compression::Lzw,
+            Some("snappy") => memberlist::wire::Compression::Snappy,
+            Some(other) => bail!("--compression must be lzw or snappy, not {other:?}"),
+        };
         let c = &mut opts.config;
         c.delegate_protocol_version = args.delegate_protocol_version.or(file.delegate_protocol_version).unwrap_or(0);
         c.delegate_protocol_min = args.delegate_protocol_min.or(file.delegate_protocol_min).unwrap_or(0);

@@ -28,6 +28,9 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// The largest `udp_buffer_size` accepted: 16 MiB, for transports that carry packets over TCP.
+pub const MAX_PACKET_BUFFER: usize = 16 * 1024 * 1024;
+
 fn err(field: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError { field, reason: reason.into() }
 }
@@ -331,8 +334,14 @@ impl Config {
         if self.awareness_max_multiplier == 0 {
             return Err(err("awareness_max_multiplier", "must be at least 1"));
         }
-        if self.udp_buffer_size < 64 || self.udp_buffer_size > 65_507 {
-            return Err(err("udp_buffer_size", format!("{} is outside [64, 65507]", self.udp_buffer_size)));
+        // 65 507 bytes is a UDP datagram's limit; transports that carry packets over TCP
+        // (dskit's packs up to 10 MiB) may allow more, up to MAX_PACKET_BUFFER, and the driver
+        // checks the value against its transport.
+        if self.udp_buffer_size < 64 || self.udp_buffer_size > MAX_PACKET_BUFFER {
+            return Err(err(
+                "udp_buffer_size",
+                format!("{} is outside [64, {MAX_PACKET_BUFFER}] (65507 over UDP)", self.udp_buffer_size),
+            ));
         }
         if self.user_broadcast_share_percent > 100 {
             return Err(err("user_broadcast_share_percent", "is a percentage: at most 100"));

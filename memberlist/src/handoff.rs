@@ -57,7 +57,7 @@ pub(crate) async fn read_loop(
     wake: Arc<Notify>,
     inline: mpsc::UnboundedSender<Inline>,
 ) {
-    let mut buf = vec![0u8; 65_536];
+    let mut buf = vec![0u8; transport.max_packet_size()];
     loop {
         let Ok((n, from)) = transport.recv_from(&mut buf).await else { return };
         if n == 0 {

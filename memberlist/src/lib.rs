@@ -49,6 +49,7 @@
 mod advertise;
 mod delegate;
 mod driver;
+mod dskit;
 mod faults;
 mod handoff;
 mod metrics;
@@ -60,6 +61,7 @@ mod transport;
 
 pub use advertise::{final_advertise_addr, host_interfaces, private_ip, AdvertiseError, HostInterfaces, InterfaceAddr};
 pub use delegate::Delegate;
+pub use dskit::{DskitConfig, DskitStats, DskitTransport};
 pub use faults::{Faults, FaultyTransport};
 pub use memberlist_proto::state::broadcast::TransmitLimitedQueue;
 pub use memberlist_proto::{self as proto, serf_tags, wire, Config, Event, Hooks, Member, NodeState};

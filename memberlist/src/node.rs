@@ -67,6 +67,10 @@ impl Memberlist {
     /// [`Options::advertise`]), and fails when there is none.
     pub async fn create(opts: Options) -> Result<Memberlist, Error> {
         opts.config.validate()?;
+        if let Some(cfg) = &opts.dskit {
+            let transport = crate::DskitTransport::bind_with(opts.bind, cfg.clone()).await?;
+            return Memberlist::with_transport(opts, Arc::new(transport)).await;
+        }
         if opts.tcp_only {
             let transport = crate::tcp_only::TcpOnlyTransport::bind(opts.bind).await?;
             return Memberlist::with_transport(opts, Arc::new(transport)).await;
@@ -78,8 +82,19 @@ impl Memberlist {
     /// Starts a node on a transport of your own (or a [`crate::MemoryNetwork`] one).
     pub async fn with_transport(opts: Options, transport: Arc<dyn Transport>) -> Result<Memberlist, Error> {
         opts.config.validate()?;
+        if opts.config.udp_buffer_size > transport.max_packet_size() {
+            return Err(Error::Config(memberlist_proto::ConfigError {
+                field: "udp_buffer_size",
+                reason: format!(
+                    "{} is more than this transport carries in one packet ({})",
+                    opts.config.udp_buffer_size,
+                    transport.max_packet_size()
+                ),
+            }));
+        }
         let bound = transport.local_addr();
         let advertise = final_advertise_addr(bound, opts.advertise, host_interfaces)?;
+        transport.set_advertise_addr(advertise);
         let seed = opts.seed.unwrap_or_else(|| {
             // Not cryptographic: only spreads probe order and timer phases.
             let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();

@@ -37,6 +37,9 @@ pub struct Options {
     /// Carry datagrams over TCP too, for networks that block UDP (Go #226). Every node of the
     /// cluster must use it; Go nodes cannot.
     pub tcp_only: bool,
+    /// Use Grafana dskit's TCP transport (Loki, Mimir, Tempo, Pyroscope) with these settings
+    /// instead of UDP and TCP; see [`Options::dskit`].
+    pub dskit: Option<crate::DskitConfig>,
 }
 
 impl std::fmt::Debug for Options {
@@ -63,6 +66,7 @@ impl Options {
             seed: None,
             delegate: None,
             tcp_only: false,
+            dskit: None,
             handoff_queue_depth: 1024,
         }
     }
@@ -133,6 +137,17 @@ impl Options {
     /// Carries datagrams over TCP too (see [`Options::tcp_only`]).
     pub fn tcp_only(mut self, on: bool) -> Self {
         self.tcp_only = on;
+        self
+    }
+
+    /// Joins a Grafana dskit memberlist cluster: dskit's TCP-only transport
+    /// ([`crate::DskitTransport`]) and the protocol settings dskit gives memberlist — packets of
+    /// up to 10 MiB (its `UDPBufferSize`) and no TCP fallback pings (every probe is TCP
+    /// already).
+    pub fn dskit(mut self, cfg: crate::DskitConfig) -> Self {
+        self.config.udp_buffer_size = cfg.max_packet_size;
+        self.config.disable_tcp_pings = true;
+        self.dskit = Some(cfg);
         self
     }
 

@@ -37,6 +37,14 @@ pub trait Transport: Send + Sync + 'static {
     fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>>;
     /// Waits for the next incoming stream.
     fn accept(&self) -> BoxFuture<'_, io::Result<(BoxConn, SocketAddr)>>;
+    /// The address the node advertises, once it is chosen (a transport that names its sender
+    /// in every packet, as dskit's does, needs it). The default ignores it.
+    fn set_advertise_addr(&self, _addr: SocketAddr) {}
+    /// Largest datagram [`recv_from`](Self::recv_from) may deliver (64 KiB, a UDP datagram's
+    /// limit, by default).
+    fn max_packet_size(&self) -> usize {
+        65_536
+    }
     /// Stops tasks of the transport's own, so that its sockets close when it is dropped; the
     /// node calls it once when it shuts down. The default does nothing.
     fn close(&self) -> BoxFuture<'_, ()> {
@@ -106,6 +114,11 @@ impl Transport for NetTransport {
 
     fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>> {
         Box::pin(self.udp.recv_from(buf))
+    }
+
+    /// A UDP datagram's largest payload.
+    fn max_packet_size(&self) -> usize {
+        65_507
     }
 
     fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>> {
