@@ -24,6 +24,11 @@ pub struct DecodeArgs {
     /// Decode a TCP stream (what one side wrote on a connection) instead of a UDP packet.
     #[arg(long)]
     stream: bool,
+    /// The input is a connection of Grafana dskit's TCP transport (Loki, Mimir, Tempo): its
+    /// framing (packet or stream, sender address, MD5 digest) is shown first, then what it
+    /// carries.
+    #[arg(long)]
+    dskit: bool,
     /// Read raw binary from stdin instead of hex.
     #[arg(long, conflicts_with = "samples")]
     raw: bool,
@@ -81,7 +86,13 @@ pub fn run(args: &DecodeArgs) -> Result<ExitCode> {
     }
     let bytes = read_input(args)?;
     let opts = InspectOptions { keyring: keyring(&args.keys)?, label: args.label.clone(), ..Default::default() };
-    let insp = if args.stream { inspect_stream(&bytes, &opts) } else { inspect_packet(&bytes, &opts) };
+    let insp = if args.dskit {
+        inspect_dskit(&bytes, &opts)?
+    } else if args.stream {
+        inspect_stream(&bytes, &opts)
+    } else {
+        inspect_packet(&bytes, &opts)
+    };
     print(&insp)?;
     match &insp.error {
         None => Ok(ExitCode::SUCCESS),
@@ -90,6 +101,23 @@ pub fn run(args: &DecodeArgs) -> Result<ExitCode> {
             None => bail!("cannot decode {}: {e}", if args.stream { "stream" } else { "packet" }),
         },
     }
+}
+
+/// A dskit connection: a `dskit` layer, then the packet's or the stream's own tree.
+fn inspect_dskit(bytes: &[u8], opts: &InspectOptions) -> Result<Inspection> {
+    let conn =
+        memberlist::parse_dskit_connection(bytes).map_err(|e| anyhow::anyhow!("cannot decode dskit framing: {e}"))?;
+    let (layer, mut insp) = match conn {
+        memberlist::DskitConnection::Packet { from, data, digest_ok } => (
+            serde_json::json!({"layer": "dskit", "kind": "packet", "from": from, "length": data.len(), "digestMatches": digest_ok}),
+            inspect_packet(data, opts),
+        ),
+        memberlist::DskitConnection::Stream(rest) => {
+            (serde_json::json!({"layer": "dskit", "kind": "stream"}), inspect_stream(rest, opts))
+        }
+    };
+    insp.layers.insert(0, layer);
+    Ok(insp)
 }
 
 fn run_samples() -> Result<ExitCode> {

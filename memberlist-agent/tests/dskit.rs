@@ -207,6 +207,16 @@ impl Rust {
             .collect()
     }
 
+    /// A counter from the agent's `/metrics` (0 when absent).
+    fn metric(&self, series: &str) -> f64 {
+        use std::io::Read;
+        let Ok(mut s) = std::net::TcpStream::connect(self.http) else { return 0.0 };
+        let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
+    }
+
     fn sigterm(&mut self) {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         let _ = self.child.wait();
@@ -292,6 +302,19 @@ fn snappy_both_ways_and_cluster_labels() {
     );
     wait_until("the ring over snappy", Duration::from_secs(20), || ds.iter().all(|d| d.ring().len() == 4));
     assert!(rs[0].complaints().is_empty(), "{:#?}", rs[0].complaints());
+    // Snappy-compressed packets from the fork arrived and were decoded.
+    wait_until("snappy packets at the Rust node", Duration::from_secs(20), || {
+        rs[0].metric("memberlist_decompress{algo=\"snappy\"}") > 0.0
+    });
+    assert_eq!(rs[0].metric("memberlist_decompress{algo=\"lzw\"}"), 0.0, "the dskit nodes send snappy only");
+    assert_eq!(rs[0].metric("memberlist_dropped{reason=\"malformed\"}"), 0.0);
+    // And the fork decoded ours: no decompression complaints at all.
+    let undecodable: Vec<String> = ds
+        .iter()
+        .flat_map(|d| d.complaints())
+        .filter(|l| l.contains("ecompress") || l.contains("unknown algorithm"))
+        .collect();
+    assert!(undecodable.is_empty(), "{undecodable:#?}");
     // Another cluster's label is refused.
     let stranger = Rust::start("s-stranger", Some(ds[0].addr), &["--label", "mimir-prod"]);
     std::thread::sleep(Duration::from_secs(3));

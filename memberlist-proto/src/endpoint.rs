@@ -334,6 +334,15 @@ impl Endpoint {
         self.stats.count_drop(e);
     }
 
+    /// Counts a received compressed packet by its algorithm (`Algo` 0 LZW, 1 snappy).
+    pub fn record_compressed(&mut self, algo: u8) {
+        match algo {
+            crate::wire::compress::LZW_ALGORITHM => self.stats.compressed_lzw_received += 1,
+            crate::wire::compress::SNAPPY_ALGORITHM => self.stats.compressed_snappy_received += 1,
+            _ => {}
+        }
+    }
+
     /// Counts a datagram a driver dropped because its source is outside `cidrs_allowed`.
     pub fn record_not_allowed(&mut self) {
         self.stats.dropped_not_allowed += 1;

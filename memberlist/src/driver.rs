@@ -232,8 +232,11 @@ impl Driver {
     fn inline(&mut self, msg: Inline) {
         let now = self.now();
         match msg {
-            Inline::Packet { from, bytes, urgent, errors } => {
+            Inline::Packet { from, bytes, urgent, errors, compressed } => {
                 self.ep.record_received(bytes);
+                if let Some(algo) = compressed {
+                    self.ep.record_compressed(algo);
+                }
                 for e in &errors {
                     self.ep.record_dropped(e);
                 }

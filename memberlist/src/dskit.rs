@@ -383,6 +383,49 @@ impl Transport for DskitTransport {
     }
 }
 
+/// What one captured dskit connection carries (the bytes its dialer wrote).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DskitConnection<'a> {
+    /// A packet: the sender's address as it wrote it, the datagram, and whether the digest
+    /// after it matches.
+    Packet {
+        /// The sender's advertise address.
+        from: String,
+        /// The datagram.
+        data: &'a [u8],
+        /// Whether the MD5 digest matches the datagram.
+        digest_ok: bool,
+    },
+    /// A stream: the memberlist stream after the type byte.
+    Stream(&'a [u8]),
+}
+
+/// Splits a captured dskit connection into its framing and its memberlist content.
+pub fn parse_connection(bytes: &[u8]) -> Result<DskitConnection<'_>, String> {
+    match bytes.split_first() {
+        Some((&STREAM, rest)) => Ok(DskitConnection::Stream(rest)),
+        Some((&PACKET, rest)) => {
+            let (&len, rest) = rest.split_first().ok_or("a packet with no address length")?;
+            let len = usize::from(len);
+            if rest.len() < len + DIGEST_LEN {
+                return Err(format!(
+                    "a packet of {} bytes after its header cannot hold a {len}-byte address and a digest",
+                    rest.len()
+                ));
+            }
+            let (addr, rest) = rest.split_at(len);
+            let (data, digest) = rest.split_at(rest.len() - DIGEST_LEN);
+            Ok(DskitConnection::Packet {
+                from: String::from_utf8_lossy(addr).into_owned(),
+                data,
+                digest_ok: Md5::digest(data).as_slice() == digest,
+            })
+        }
+        Some((other, _)) => Err(format!("unknown dskit connection type {other} (1 is a packet, 2 a stream)")),
+        None => Err("empty input".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,6 +511,19 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(t.stats().dropped_no_writer.load(Ordering::Relaxed), 1);
         held.abort();
+    }
+
+    #[test]
+    fn captured_connections_parse() {
+        let frame = packet_frame("10.0.0.1:7946", b"\x08hi").unwrap();
+        assert_eq!(
+            parse_connection(&frame).unwrap(),
+            DskitConnection::Packet { from: "10.0.0.1:7946".into(), data: b"\x08hi", digest_ok: true }
+        );
+        assert_eq!(parse_connection(&[2, 6, 1]).unwrap(), DskitConnection::Stream(&[6, 1]));
+        assert!(parse_connection(&[1, 200, 1]).is_err());
+        assert!(parse_connection(&[9]).unwrap_err().contains("unknown dskit connection type 9"));
+        assert!(parse_connection(&[]).is_err());
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
-use memberlist_proto::wire::{open_packet, DecodeError, Keyring, Message, OpenConfig};
+use memberlist_proto::wire::{open_packet, DecodeError, Keyring, Message, OpenConfig, Payload};
 use memberlist_proto::Config;
 use tokio::sync::{mpsc, Notify};
 
@@ -21,7 +21,7 @@ use crate::transport::Transport;
 /// What the reader hands to the node task at once.
 pub(crate) enum Inline {
     /// A datagram arrived: its size, its urgent messages, and why parts of it were dropped.
-    Packet { from: SocketAddr, bytes: usize, urgent: Vec<Message>, errors: Vec<DecodeError> },
+    Packet { from: SocketAddr, bytes: usize, urgent: Vec<Message>, errors: Vec<DecodeError>, compressed: Option<u8> },
     /// Messages dropped because a queue was full.
     HandoffDrops(u64),
     /// A datagram from an address outside `cidrs_allowed`.
@@ -77,8 +77,14 @@ pub(crate) async fn read_loop(
             gossip_verify_incoming: filter.cfg.gossip_verify_incoming,
             limits: filter.cfg.limits,
         };
+        let mut compressed = None;
         let (messages, mut errors) = match open_packet(&buf[..n], &open) {
-            Ok(p) => p.payload.into_messages(),
+            Ok(p) => {
+                if let Payload::Compressed(c) = &p.payload {
+                    compressed = Some(c.compress.algo);
+                }
+                p.payload.into_messages()
+            }
             Err(e) => (Vec::new(), vec![e]),
         };
         let mut urgent = Vec::new();
@@ -104,7 +110,7 @@ pub(crate) async fn read_loop(
                 }
             }
         }
-        if inline.send(Inline::Packet { from, bytes: n, urgent, errors }).is_err() {
+        if inline.send(Inline::Packet { from, bytes: n, urgent, errors, compressed }).is_err() {
             return;
         }
         if drops > 0 && inline.send(Inline::HandoffDrops(drops)).is_err() {

@@ -61,7 +61,7 @@ mod transport;
 
 pub use advertise::{final_advertise_addr, host_interfaces, private_ip, AdvertiseError, HostInterfaces, InterfaceAddr};
 pub use delegate::Delegate;
-pub use dskit::{DskitConfig, DskitStats, DskitTransport};
+pub use dskit::{parse_connection as parse_dskit_connection, DskitConfig, DskitConnection, DskitStats, DskitTransport};
 pub use faults::{Faults, FaultyTransport};
 pub use memberlist_proto::state::broadcast::TransmitLimitedQueue;
 pub use memberlist_proto::{self as proto, serf_tags, wire, Config, Event, Hooks, Member, NodeState};

@@ -12,6 +12,7 @@
 //! | `memberlist.tcp.accept`, `.connect` | counter | streams accepted, push/pulls started |
 //! | `memberlist.probeNode`, `memberlist.gossip`, `memberlist.pushPullNode` | counter | probes, gossip rounds, push/pulls (timers in Go) |
 //! | `memberlist.dropped` (label `reason`) | counter | input dropped: `label` (another cluster's label, or none), `decrypt`, `crc`, `malformed`, `limit`, `not_allowed` (CIDR), `wrong_node`, `unexpected`, `bad_vsn`, `handoff` (queue full) |
+//! | `memberlist.decompress` (label `algo`: `lzw`, `snappy`) | counter | compressed packets received |
 //! | `memberlist.pushpull.rejected` | counter | joins and push/pulls refused (versions out of range, merge veto), each also logged at warn |
 //! | `memberlist.health.score` | gauge | Lifeguard health, 0 = healthy |
 //! | `memberlist.node.instances` (label `node_state`) | gauge | members per state |
@@ -40,6 +41,14 @@ pub(crate) fn publish(ep: &Endpoint, last: &mut Stats) {
     for (name, value, before) in counters {
         if value > before {
             metrics::counter!(name).increment(value - before);
+        }
+    }
+    for (algo, value, before) in [
+        ("lzw", now.compressed_lzw_received, last.compressed_lzw_received),
+        ("snappy", now.compressed_snappy_received, last.compressed_snappy_received),
+    ] {
+        if value > before {
+            metrics::counter!("memberlist.decompress", "algo" => algo).increment(value - before);
         }
     }
     for (reason, value, before) in dropped(&now).into_iter().zip(dropped(last)).map(|((r, v), (_, b))| (r, v, b)) {

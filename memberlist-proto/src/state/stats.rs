@@ -68,6 +68,10 @@ pub struct Stats {
     pub push_pull_rejected: u64,
     /// Streams accepted (`memberlist.tcp.accept`).
     pub streams_accepted: u64,
+    /// Received packets compressed with LZW.
+    pub compressed_lzw_received: u64,
+    /// Received packets compressed with snappy (Grafana's fork).
+    pub compressed_snappy_received: u64,
 }
 
 impl Stats {
