@@ -149,3 +149,32 @@ fn bench_smoke_mode_measures_every_kind_of_cluster() {
     assert_eq!(chart.matches("<polyline").count(), 3);
     let _ = std::fs::remove_file(svg);
 }
+
+#[test]
+fn decode_shows_dskit_framing() {
+    // A join's push/pull as a real dskit node (Grafana's fork, cluster label loki-dev) wrote it
+    // on its stream connection, captured from interop/bin/dskitpeer.
+    let hex = include_str!("data/dskit-join-stream.hex").trim();
+    let out = memberlist(&["decode", "--dskit", "--label", "loki-dev", hex], None);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tree: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tree[0], serde_json::json!({"layer": "dskit", "kind": "stream"}));
+    assert_eq!(tree[1]["label"], "loki-dev");
+    let last = tree.as_array().unwrap().last().unwrap();
+    assert_eq!(last["name"], "pushPull");
+    assert_eq!(last["nodes"][0]["Name"], "cap-lzw");
+    // A packet connection: the sender's address and the digest check come first.
+    let data = b"\x08\x81\xa5SeqNo\x01";
+    let digest = [0u8; 16]; // not the MD5 of `data`
+    let mut frame = vec![1u8, 13];
+    frame.extend_from_slice(b"10.0.0.1:7946");
+    frame.extend_from_slice(data);
+    frame.extend_from_slice(&digest);
+    let out = memberlist(&["decode", "--dskit", &hex::encode(&frame)], None);
+    let tree: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(tree[0]["from"], "10.0.0.1:7946");
+    assert_eq!(tree[0]["digestMatches"], false);
+    let out = memberlist(&["decode", "--dskit", "07"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown dskit connection type 7"));
+}
