@@ -52,6 +52,25 @@ pub struct AgentArgs {
     /// label is --label).
     #[arg(long, value_name = "udp|tcp-only|dskit")]
     transport: Option<String>,
+    /// TLS on dskit's transport (dskit's -memberlist.tls-enabled); needs --tls-cert and
+    /// --tls-key to accept connections, and --tls-ca (or --tls-insecure-skip-verify) to dial.
+    #[arg(long)]
+    tls: bool,
+    /// CA certificates (PEM) to verify servers with.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// This node's certificate chain (PEM), served and offered as a client certificate.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<std::path::PathBuf>,
+    /// The name servers' certificates must carry (default: the IP dialed).
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
+    /// Accept any server certificate: encryption without authentication (tests only).
+    #[arg(long)]
+    tls_insecure_skip_verify: bool,
     /// What to compress with: `lzw` (every Go memberlist reads it) or `snappy` (only Grafana's
     /// fork, as dskit uses, reads it). Both are always read.
     #[arg(long, value_name = "lzw|snappy")]
@@ -126,6 +145,14 @@ struct FileConfig {
     config: Option<String>,
     transport: Option<String>,
     compression: Option<String>,
+    #[serde(default)]
+    tls: bool,
+    tls_ca: Option<std::path::PathBuf>,
+    tls_cert: Option<std::path::PathBuf>,
+    tls_key: Option<std::path::PathBuf>,
+    tls_server_name: Option<String>,
+    #[serde(default)]
+    tls_insecure_skip_verify: bool,
     #[serde(default)]
     keys: Vec<String>,
     key_file: Option<std::path::PathBuf>,
@@ -225,10 +252,27 @@ impl Settings {
             (None, false) => opts = opts.meta(encode_meta(&meta)?),
             (None, true) => {}
         }
-        match args.transport.or(file.transport).as_deref() {
+        let transport = args.transport.or(file.transport);
+        if (args.tls || file.tls) && transport.as_deref() != Some("dskit") {
+            bail!("--tls is for --transport dskit (dskit's TLS on its TCP transport)");
+        }
+        match transport.as_deref() {
             None | Some("udp") => {}
             Some("tcp-only") => opts = opts.tcp_only(true),
-            Some("dskit") => opts = opts.dskit(memberlist::DskitConfig::default()),
+            Some("dskit") => {
+                let mut cfg = memberlist::DskitConfig::default();
+                if args.tls || file.tls {
+                    let files = memberlist::TlsFiles {
+                        ca_file: args.tls_ca.or(file.tls_ca),
+                        cert_file: args.tls_cert.or(file.tls_cert),
+                        key_file: args.tls_key.or(file.tls_key),
+                        server_name: args.tls_server_name.or(file.tls_server_name),
+                        insecure_skip_verify: args.tls_insecure_skip_verify || file.tls_insecure_skip_verify,
+                    };
+                    cfg.tls = Some(memberlist::DskitTls::from_files(&files).context("--tls")?);
+                }
+                opts = opts.dskit(cfg);
+            }
             Some(other) => bail!("--transport must be udp, tcp-only or dskit, not {other:?}"),
         }
         opts.config.compression_algorithm = match args.compression.or(file.compression).as_deref() {

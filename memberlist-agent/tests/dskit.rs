@@ -375,3 +375,58 @@ async fn dskit_kv_traffic_reaches_a_rust_delegate() {
     node.shutdown().await.unwrap();
     drop(d2);
 }
+
+/// A CA and one node certificate for 127.0.0.1 (every node shares it, as a ring's pods often
+/// share a Secret), written as PEM files; returns (dir, ca, cert, key).
+fn test_pki(tag: &str) -> (PathBuf, String, String, String) {
+    let dir = std::env::temp_dir().join(format!("memberlist-dskit-tls-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "memberlist-rs test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let node_key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["memberlist.ring.svc".to_owned()]).unwrap();
+    params.subject_alt_names.push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = params.signed_by(&node_key, &issuer).unwrap();
+    let path = |n: &str| dir.join(n).to_str().unwrap().to_owned();
+    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(path("node.pem"), cert.pem()).unwrap();
+    std::fs::write(path("node-key.pem"), node_key.serialize_pem()).unwrap();
+    let (ca, cert, key) = (path("ca.pem"), path("node.pem"), path("node-key.pem"));
+    (dir, ca, cert, key)
+}
+
+#[test]
+fn tls_on_dskits_transport_both_ways() {
+    let (dir, ca, cert, key) = test_pki("t");
+    let go_tls = ["-tls", "-tls-ca", &ca, "-tls-cert", &cert, "-tls-key", &key];
+    let rust_tls = ["--tls", "--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key];
+    let (ds, rs) = cluster("t", &go_tls, &rust_tls);
+    wait_until("the ring over TLS", Duration::from_secs(20), || ds.iter().all(|d| d.ring().len() == 4));
+    assert!(rs[0].complaints().is_empty(), "{:#?}", rs[0].complaints());
+    // A node without TLS is refused; so is one that trusts another CA.
+    let plain = Rust::start("t-plain", Some(ds[0].addr), &[]);
+    let (other_dir, other_ca, ..) = test_pki("other");
+    let stranger = Rust::start(
+        "t-stranger",
+        Some(ds[0].addr),
+        &["--tls", "--tls-ca", &other_ca, "--tls-cert", &cert, "--tls-key", &key],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(ds[0].state_of("t-plain"), None);
+    assert_eq!(ds[0].state_of("t-stranger"), None);
+    assert!(plain.state_of("t-d1").is_none() && stranger.state_of("t-d1").is_none());
+    // Certificates named by DNS: --tls-server-name checks that name instead of the IP.
+    let named = Rust::start(
+        "t-named",
+        Some(ds[1].addr),
+        &["--tls", "--tls-ca", &ca, "--tls-cert", &cert, "--tls-key", &key, "--tls-server-name", "memberlist.ring.svc"],
+    );
+    wait_until("t-named in", Duration::from_secs(30), || ds[1].state_of("t-named").as_deref() == Some("alive"));
+    drop(named);
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(other_dir);
+}

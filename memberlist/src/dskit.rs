@@ -63,6 +63,8 @@ pub struct DskitConfig {
     pub max_concurrent_reads: usize,
     /// Received packets waiting for the node; more are dropped (256).
     pub queue_depth: usize,
+    /// TLS on every connection, as dskit's `tls_enabled` (off by default).
+    pub tls: Option<crate::tls::DskitTls>,
 }
 
 impl Default for DskitConfig {
@@ -76,6 +78,7 @@ impl Default for DskitConfig {
             max_packet_size: 10 * 1024 * 1024,
             max_concurrent_reads: 64,
             queue_depth: 256,
+            tls: None,
         }
     }
 }
@@ -107,6 +110,8 @@ pub struct DskitStats {
     pub dropped_busy: AtomicU64,
     /// Packets dropped because `queue_depth` were waiting.
     pub dropped_queue_full: AtomicU64,
+    /// Connections whose TLS handshake failed.
+    pub dropped_tls: AtomicU64,
 }
 
 fn count(c: &AtomicU64, reason: &'static str) {
@@ -209,17 +214,28 @@ async fn accept_loop(
     }
 }
 
-/// Reads a connection's type byte and hands it on: a stream to the node as it is, a packet
-/// read to its end and checked.
+/// Reads a connection's type byte (after the TLS handshake, with TLS) and hands it on: a stream
+/// to the node as it is, a packet read to its end and checked.
 async fn classify(
-    mut conn: TcpStream,
+    tcp: TcpStream,
     peer: SocketAddr,
     cfg: &DskitConfig,
     stats: &DskitStats,
     datagrams: &mpsc::Sender<(Vec<u8>, SocketAddr)>,
     streams: &mpsc::Sender<(BoxConn, SocketAddr)>,
 ) {
-    let _ = conn.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let mut conn: BoxConn = match &cfg.tls {
+        None => Box::new(tcp),
+        Some(tls) => match tokio::time::timeout(cfg.read_timeout, tls.accept(tcp)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "dskit transport: TLS handshake failed");
+                return count(&stats.dropped_tls, "tls");
+            }
+            Err(_) => return count(&stats.dropped_slow, "slow"),
+        },
+    };
     let first = match tokio::time::timeout(cfg.read_timeout, conn.read_u8()).await {
         Ok(Ok(b)) => b,
         _ => return count(&stats.dropped_slow, "slow"),
@@ -227,7 +243,7 @@ async fn classify(
     match first {
         STREAM => {
             stats.streams_received.fetch_add(1, Ordering::Relaxed);
-            if streams.try_send((Box::new(conn) as BoxConn, peer)).is_err() {
+            if streams.try_send((conn, peer)).is_err() {
                 count(&stats.dropped_queue_full, "queue_full");
             }
         }
@@ -259,7 +275,7 @@ enum PacketError {
 }
 
 /// The rest of a packet connection: the sender's address, the datagram and its digest.
-async fn read_packet(conn: &mut TcpStream, max: usize) -> Result<(SocketAddr, Vec<u8>), PacketError> {
+async fn read_packet(conn: &mut BoxConn, max: usize) -> Result<(SocketAddr, Vec<u8>), PacketError> {
     let len = conn.read_u8().await.map_err(|_| PacketError::Io)?;
     let mut addr = vec![0u8; usize::from(len)];
     conn.read_exact(&mut addr).await.map_err(|_| PacketError::Io)?;
@@ -295,11 +311,20 @@ fn packet_frame(advertise: &str, data: &[u8]) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Dials `to`, with the TLS handshake when TLS is on.
+async fn dial(to: SocketAddr, tls: Option<&crate::tls::DskitTls>) -> io::Result<BoxConn> {
+    let tcp = TcpStream::connect(to).await?;
+    let _ = tcp.set_nodelay(true);
+    match tls {
+        None => Ok(Box::new(tcp)),
+        Some(t) => t.connect(tcp, to).await,
+    }
+}
+
 async fn write_packet(to: SocketAddr, frame: Vec<u8>, cfg: &DskitConfig) -> io::Result<()> {
-    let mut conn = tokio::time::timeout(cfg.packet_dial_timeout, TcpStream::connect(to))
+    let mut conn = tokio::time::timeout(cfg.packet_dial_timeout, dial(to, cfg.tls.as_ref()))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "dial timeout"))??;
-    let _ = conn.set_nodelay(true);
     let write = async {
         conn.write_all(&frame).await?;
         conn.shutdown().await
@@ -357,11 +382,11 @@ impl Transport for DskitTransport {
     }
 
     fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>> {
+        let tls = self.cfg.tls.clone();
         Box::pin(async move {
-            let mut conn = TcpStream::connect(to).await?;
-            let _ = conn.set_nodelay(true);
+            let mut conn = dial(to, tls.as_ref()).await?;
             conn.write_all(&[STREAM]).await?;
-            Ok(Box::new(conn) as BoxConn)
+            Ok(conn)
         })
     }
 

@@ -57,6 +57,7 @@ mod node;
 mod options;
 mod seeds;
 mod tcp_only;
+mod tls;
 mod transport;
 
 pub use advertise::{final_advertise_addr, host_interfaces, private_ip, AdvertiseError, HostInterfaces, InterfaceAddr};
@@ -68,6 +69,7 @@ pub use memberlist_proto::{self as proto, serf_tags, wire, Config, Event, Hooks,
 pub use node::{Events, Memberlist};
 pub use options::{Options, GO_BIND_PORT};
 pub use tcp_only::TcpOnlyTransport;
+pub use tls::{DskitTls, TlsFiles};
 pub use transport::{BoxConn, BoxFuture, Conn, MemoryNetwork, MemoryTransport, NetTransport, Transport};
 
 /// Errors of the driver.
