@@ -52,6 +52,7 @@ fn event_json(e: &Event) -> Option<(&'static str, Value)> {
 
 pub async fn run(args: AgentArgs) -> Result<ExitCode> {
     let Settings { opts, joins, http, token, log_format } = Settings::from_args(args)?;
+    let dskit = opts.dskit.is_some();
     init_logs(&log_format)?;
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
@@ -62,7 +63,7 @@ pub async fn run(args: AgentArgs) -> Result<ExitCode> {
     let listener = TcpListener::bind(http).await.with_context(|| format!("binding the HTTP API to {http}"))?;
     tracing::info!(%http, "HTTP API listening");
     let joined = Arc::new(AtomicBool::new(joins.once.is_empty() && joins.retry.is_empty()));
-    let api = Arc::new(Api { node: node.clone(), token, metrics: recorder, joined: joined.clone() });
+    let api = Arc::new(Api { node: node.clone(), token, metrics: recorder, joined: joined.clone(), dskit });
     let server = tokio::spawn(serve(listener, api));
     let gave_up = crate::join::start(node.clone(), joins, joined);
     let exhausted = tokio::select! {
@@ -111,6 +112,8 @@ struct Api {
     metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Whether a join has succeeded (or none was asked for): readiness.
     joined: Arc<AtomicBool>,
+    /// On dskit's transport: every node reads user messages as dskit KV updates.
+    dskit: bool,
 }
 
 async fn serve(listener: TcpListener, api: Arc<Api>) {
@@ -190,6 +193,11 @@ async fn handle(api: &Api, req: Request, stream: &mut BufReader<tokio::net::TcpS
                 Err(e) => json!({"left": false, "error": e.to_string()}),
             };
             respond(stream, 200, "application/json", &json_ok(v)).await
+        }
+        ("POST", "/v1/broadcast") if api.dskit => {
+            // dskit nodes read every user message as a KV update and log the rest as invalid.
+            let msg = br#"{"error":"a dskit cluster reads user messages as its KV updates: broadcasts are refused on --transport dskit"}"#;
+            respond(stream, 409, "application/json", msg).await
         }
         ("POST", "/v1/broadcast") => {
             api.node.broadcast(req.body.clone(), None)?;

@@ -73,6 +73,7 @@ pub async fn respond(stream: &mut BufReader<TcpStream>, status: u16, content_typ
         401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        409 => "Conflict",
         503 => "Service Unavailable",
         _ => "Error",
     };

@@ -271,6 +271,10 @@ fn rust_nodes_in_a_dskit_cluster_join_fail_and_leave_both_ways() {
     // A second Rust node; then a graceful leave of the first: left at dskit.
     let r2 = Rust::start("m-r2", Some(ds[0].addr), &[]);
     wait_until("m-r2 in", Duration::from_secs(30), || ds[0].state_of("m-r2").as_deref() == Some("alive"));
+    // The agent sends no user messages of its own into a dskit cluster: a broadcast is refused
+    // (dskit would log it as an invalid KV update).
+    let (status, body) = post(r2.http, "/v1/broadcast", "hello");
+    assert_eq!(status, 409, "{body}");
     // While they are up, no complaints from dskit about the Rust nodes.
     std::thread::sleep(Duration::from_secs(6));
     for d in [&ds[0], &ds[3]] {
@@ -429,4 +433,84 @@ fn tls_on_dskits_transport_both_ways() {
     drop(named);
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(other_dir);
+}
+
+fn post(http: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(http).unwrap();
+    write!(s, "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0), body.to_owned())
+}
+
+/// Records every datagram a Rust node on dskit's transport receives.
+struct Recording {
+    inner: memberlist::DskitTransport,
+    seen: Arc<Mutex<Vec<Vec<u8>>>>,
+}
+
+impl memberlist::Transport for Recording {
+    fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr()
+    }
+    fn send_to(&self, buf: &[u8], to: SocketAddr) -> std::io::Result<()> {
+        self.inner.send_to(buf, to)
+    }
+    fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> memberlist::BoxFuture<'a, std::io::Result<(usize, SocketAddr)>> {
+        Box::pin(async move {
+            let (n, from) = self.inner.recv_from(buf).await?;
+            self.seen.lock().unwrap().push(buf[..n].to_vec());
+            Ok((n, from))
+        })
+    }
+    fn connect(&self, to: SocketAddr) -> memberlist::BoxFuture<'static, std::io::Result<memberlist::BoxConn>> {
+        self.inner.connect(to)
+    }
+    fn accept(&self) -> memberlist::BoxFuture<'_, std::io::Result<(memberlist::BoxConn, SocketAddr)>> {
+        self.inner.accept()
+    }
+    fn set_advertise_addr(&self, addr: SocketAddr) {
+        self.inner.set_advertise_addr(addr)
+    }
+    fn max_packet_size(&self) -> usize {
+        self.inner.max_packet_size()
+    }
+    fn close(&self) -> memberlist::BoxFuture<'_, ()> {
+        self.inner.close()
+    }
+}
+
+/// Captures snappy-compressed packets from real dskit nodes into a JSON file (the golden
+/// vectors in memberlist-proto/tests/data/snappy-vectors.json came from this):
+/// `CAPTURE_SNAPPY=/tmp/out.json cargo test -p memberlist-agent --test dskit capture -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a capture tool, not a test"]
+async fn capture_snappy_packets_from_the_fork() {
+    let out = std::env::var("CAPTURE_SNAPPY").expect("CAPTURE_SNAPPY=<file>");
+    let d1 = tokio::task::spawn_blocking(|| Dskit::start("fork-a", None, &["-compression", "snappy"])).await.unwrap();
+    let seed = d1.addr;
+    let d2 = tokio::task::spawn_blocking(move || Dskit::start("fork-b", Some(seed), &["-compression", "snappy"]))
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let inner = memberlist::DskitTransport::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let transport = Arc::new(Recording { inner, seen: seen.clone() });
+    let opts = memberlist::Options::lan("capture").dskit(memberlist::DskitConfig::default());
+    let node = memberlist::Memberlist::with_transport(opts, transport).await.unwrap();
+    node.join(&[d1.addr]).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let snappy: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.first() == Some(&9) || (p.first() == Some(&12) && p.get(5) == Some(&9)))
+        .map(|p| p.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    std::fs::write(&out, serde_json::to_string_pretty(&snappy).unwrap()).unwrap();
+    eprintln!("{} compressed packets captured into {out}", snappy.len());
+    node.shutdown().await.unwrap();
+    drop(d2);
 }
