@@ -307,14 +307,29 @@ fn encrypted_serf_pool_and_wrong_keys_refused_both_ways() {
     std::thread::sleep(Duration::from_secs(2));
     assert!(s1.status_of("e-bad").is_none() && s1.status_of("e-wrong").is_none(), "neither got in");
     assert!(r.state_of("e-wrong").is_none());
-    // Key management is Serf queries: the Rust node does not answer them.
-    let (keys_ok, keys) = s1.cli(&["keys", "-list"]);
+    // Key management is Serf queries: the Rust node does not answer them, so the pool's 3
+    // members never all report (a Serf agent's answer may also miss the query's short timeout
+    // on a busy machine: take the best of three).
+    let mut best = (false, String::new(), 0);
+    for _ in 0..3 {
+        let (ok, text) = s1.cli(&["keys", "-list"]);
+        let n = text
+            .split("/3 nodes reported success")
+            .next()
+            .and_then(|h| h.rsplit(' ').next())
+            .and_then(|n| n.parse().ok());
+        assert!(ok || n.is_some(), "unexpected `serf keys -list` output: {text}");
+        if ok || n.unwrap_or(0) >= best.2 {
+            best = (ok, text, n.unwrap_or(3));
+        }
+    }
+    let (keys_ok, keys, reported) = best;
     eprintln!(
         "[serf v0.11.0] encrypted pool: joins both ways with the key; wrong keys refused both ways; \
          `serf keys -list` ok={keys_ok}: {:?}",
         keys.trim()
     );
-    assert!(!keys_ok && keys.contains("Failed to gather member keys: 2/3 nodes reported success"), "{keys}");
+    assert!(!keys_ok && keys.contains("Failed to gather member keys") && reported < 3, "{keys}");
 }
 
 /// `POST /v1/join` on a Rust agent; the response body.
