@@ -1,6 +1,11 @@
 //! The real binary: three agents in three processes, `members`, the HTTP API, SIGTERM.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+#[path = "support/ports.rs"]
+#[allow(dead_code)]
+mod ports;
+
+use ports::free_port;
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -8,17 +13,6 @@ use serde_json::Value;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_memberlist")
-}
-
-/// A loopback port free for both TCP and UDP.
-fn free_port() -> u16 {
-    loop {
-        let t = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 struct Agent {

@@ -1,6 +1,11 @@
 //! The deployment files in docs/deploy and the commands in docs/deploy.md: they parse, they use
 //! only flags and settings the agent has, and the settings file starts a real agent.
 
+#[path = "support/ports.rs"]
+#[allow(dead_code)]
+mod ports;
+
+use ports::free_port;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -190,16 +195,6 @@ fn the_settings_file_starts_an_agent() {
     let _ = child.wait();
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(status, 503, "seeds given, none reachable: not ready");
-}
-
-fn free_port() -> u16 {
-    loop {
-        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 fn health(port: u16) -> Option<u16> {

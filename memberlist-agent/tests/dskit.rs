@@ -6,6 +6,11 @@
 //! nodes are `memberlist agent --transport dskit`, or the library with a delegate where the
 //! test needs to see what dskit sends.
 
+#[path = "support/ports.rs"]
+#[allow(dead_code)]
+mod ports;
+
+use ports::{free_port, wait_until};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -25,24 +30,6 @@ fn dskit_bin() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/bin/dskitpeer");
     assert!(p.exists(), "{} is missing: ./scripts/test-all builds it", p.display());
     p
-}
-
-fn free_port() -> u16 {
-    loop {
-        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[derive(Default)]

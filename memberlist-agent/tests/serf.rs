@@ -6,6 +6,11 @@
 //! Serf gossip pools (Consul's and Nomad's too) run delegate protocol 5 in [2, 5], so the Rust
 //! agents run `--delegate-protocol-version 5 --delegate-protocol-min 2 --delegate-protocol-max 5`.
 
+#[path = "support/ports.rs"]
+#[allow(dead_code)]
+mod ports;
+
+use ports::{free_port, wait_until};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,27 +28,8 @@ fn serf_bin() -> PathBuf {
     p
 }
 
-/// A loopback port free for both TCP and UDP.
-fn free_port() -> u16 {
-    loop {
-        let t = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
 fn log_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("memberlist-serf-test-{}-{name}.log", std::process::id()))
-}
-
-fn wait_until(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let end = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// A process of this test, killed (by PID) when dropped; its output goes to a log file.
