@@ -20,6 +20,7 @@ use rand_core::Rng;
 use crate::config::{Config, ConfigError};
 use crate::event::{Event, JoinId, Member};
 use crate::node::NodeState;
+use crate::state::app_state::StateToSend;
 use crate::state::awareness::Awareness;
 use crate::state::broadcast::{BroadcastId, TransmitLimitedQueue};
 use crate::state::members::{ip_to_bytes, Members};
@@ -70,6 +71,26 @@ pub enum StreamAction {
         /// The stream.
         id: StreamId,
     },
+    /// Write a push/pull after adding the application's state to it (only with
+    /// [`Hooks::defers_state`]): ask the application for `local_state(state.join())`, then write
+    /// [`StateToSend::seal`]'s bytes. See [`crate::state::app_state`].
+    WriteState {
+        /// The stream.
+        id: StreamId,
+        /// The message to complete.
+        state: Box<StateToSend>,
+    },
+    /// Give the peer's application state to the application's `merge_remote_state` (only with
+    /// [`Hooks::defers_state`]); on a stream this node dialed, report
+    /// [`Endpoint::handle_state_merged`] afterwards.
+    MergeState {
+        /// The stream.
+        id: StreamId,
+        /// The peer's application state (never empty).
+        state: Vec<u8>,
+        /// Whether the push/pull was a join.
+        join: bool,
+    },
 }
 
 /// Application callbacks the protocol needs an answer from at once. All methods have defaults,
@@ -111,6 +132,13 @@ pub trait Hooks: Send {
     fn get_broadcasts(&mut self, _overhead: usize, _limit: usize) -> Vec<Vec<u8>> {
         Vec::new()
     }
+    /// Whether the driver runs the application's push/pull state itself, off the protocol's
+    /// thread, as Go does on the stream's goroutine: then the core never calls
+    /// [`local_state`](Hooks::local_state) or [`merge_remote_state`](Hooks::merge_remote_state)
+    /// and hands out [`StreamAction::WriteState`] and [`StreamAction::MergeState`] instead.
+    fn defers_state(&self) -> bool {
+        false
+    }
 }
 
 impl Hooks for () {
@@ -139,6 +167,8 @@ pub struct Endpoint {
     pub(crate) streams: BTreeMap<StreamId, Stream>,
     pub(crate) next_stream_id: StreamId,
     pub(crate) joins: BTreeMap<JoinId, JoinProgress>,
+    /// Outgoing push/pulls whose application state the driver is merging.
+    pub(crate) awaiting_merge: BTreeMap<StreamId, crate::state::app_state::AwaitingMerge>,
     pub(crate) next_join_id: JoinId,
     pub(crate) next_broadcast_id: BroadcastId,
     pub(crate) next_gossip: Option<Instant>,
@@ -217,6 +247,7 @@ impl Endpoint {
             streams: BTreeMap::new(),
             next_stream_id: 1,
             joins: BTreeMap::new(),
+            awaiting_merge: BTreeMap::new(),
             next_join_id: 1,
             next_broadcast_id: 1,
             next_gossip,

@@ -599,6 +599,18 @@ impl Sim {
                     self.schedule(at, Item::StreamData { to: peer, gen: pgen, id: pid, bytes });
                 }
             }
+            // The simulated nodes keep no application state: the core only hands these out to a
+            // driver that asked for them, and they are completed here as that driver would.
+            StreamAction::WriteState { id, state } => {
+                if let Ok(bytes) = state.seal(Vec::new()) {
+                    self.stream_action(i, gen, StreamAction::Write { id, bytes });
+                }
+            }
+            StreamAction::MergeState { id, .. } => {
+                if let Some(ep) = self.nodes[i].ep.as_mut() {
+                    ep.handle_state_merged(id);
+                }
+            }
             StreamAction::Close { id } => {
                 if let Some((peer, pgen, pid, ready)) = self.links.remove(&(i, gen, id)) {
                     let at = at.max(ready + self.net.stream_latency());

@@ -58,6 +58,20 @@ pub trait Delegate: Send + Sync + 'static {
     fn notify_ping_complete(&self, _node: &Member, _rtt: Duration, _payload: &[u8]) {}
 }
 
+/// The hooks of a node without a delegate or hooks of its own: no application state, which the
+/// driver still writes as Go does (so push/pulls are sealed and measured on the streams' tasks),
+/// and no broadcasts (so an idle node skips empty gossip rounds).
+pub(crate) struct NoApplication;
+
+impl Hooks for NoApplication {
+    fn broadcasts_possible(&self) -> bool {
+        false
+    }
+    fn defers_state(&self) -> bool {
+        true
+    }
+}
+
 /// The synchronous part of a delegate, as the core's hooks.
 pub(crate) struct DelegateHooks(pub Arc<dyn Delegate>);
 
@@ -82,6 +96,10 @@ impl Hooks for DelegateHooks {
     }
     fn get_broadcasts(&mut self, overhead: usize, limit: usize) -> Vec<Vec<u8>> {
         self.0.get_broadcasts(overhead, limit)
+    }
+    /// `local_state` and `merge_remote_state` run on the stream's task (see `driver`).
+    fn defers_state(&self) -> bool {
+        true
     }
 }
 

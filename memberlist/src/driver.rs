@@ -13,12 +13,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use memberlist_proto::state::app_state::StateToSend;
 use memberlist_proto::wire::{Key, Keyring};
 use memberlist_proto::{BroadcastId, Endpoint, Event, Instant, JoinId, Member, StreamAction, StreamId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::delegate::Delegate;
 use crate::handoff::{read_loop, Filter, Inline, Queues};
 use crate::seeds::Seed;
 use crate::transport::{BoxConn, BoxFuture, Transport};
@@ -55,6 +57,34 @@ pub(crate) enum Input {
     Accepted(BoxConn, SocketAddr),
     /// The seed names resolved again, for an automatic re-join round.
     Seeds(Vec<SocketAddr>),
+    /// A stream's task wrote a push/pull it completed with the application's state.
+    StateWritten {
+        bytes: usize,
+    },
+    /// A stream's task gave the peer's application state to the delegate.
+    StateMerged(StreamId),
+}
+
+/// What a connection's task is told to do, in order.
+pub(crate) enum Job {
+    Write(Vec<u8>),
+    /// Ask the delegate for its state (on a blocking thread), seal and write it.
+    WriteState(Box<StateToSend>),
+    /// Give the peer's state to the delegate (on a blocking thread), then say so.
+    Merge {
+        state: Vec<u8>,
+        join: bool,
+    },
+    /// Half-close once everything before has been written.
+    Close,
+}
+
+/// What a connection's task needs to run the delegate's share of a push/pull.
+#[derive(Clone)]
+struct StreamCtx {
+    id: StreamId,
+    tx: mpsc::UnboundedSender<Input>,
+    delegate: Option<Arc<dyn Delegate>>,
 }
 
 /// What handles can read without asking the node task.
@@ -99,7 +129,9 @@ pub(crate) struct Driver {
     clock: std::time::Instant,
     shared: Arc<Shared>,
     stopped: watch::Sender<bool>,
-    writers: HashMap<StreamId, mpsc::UnboundedSender<Option<Vec<u8>>>>,
+    writers: HashMap<StreamId, mpsc::UnboundedSender<Job>>,
+    /// The delegate whose push/pull state runs on the streams' tasks.
+    delegate: Option<Arc<dyn Delegate>>,
     /// Reliable sends waiting to hear whether their stream was written.
     reliable: HashMap<StreamId, oneshot::Sender<Result<(), Error>>>,
     inbound: HashSet<StreamId>,
@@ -124,6 +156,7 @@ impl Driver {
         shared: Arc<Shared>,
         stopped: watch::Sender<bool>,
         max_inbound: usize,
+        delegate: Option<Arc<dyn Delegate>>,
     ) -> (Driver, mpsc::UnboundedReceiver<Input>) {
         let clock = std::time::Instant::now();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
@@ -135,6 +168,7 @@ impl Driver {
             shared,
             stopped,
             writers: HashMap::new(),
+            delegate,
             reliable: HashMap::new(),
             inbound: HashSet::new(),
             max_inbound,
@@ -340,12 +374,18 @@ impl Driver {
                 let deadline = self.ep.config().tcp_timeout;
                 let (wtx, wrx) = mpsc::unbounded_channel();
                 self.writers.insert(id, wtx);
-                self.tasks.spawn(serve_conn(stream, id, self.in_tx.clone(), wrx, deadline, None));
+                let ctx = self.stream_ctx(id);
+                self.tasks.spawn(serve_conn(stream, ctx, wrx, deadline, None));
             }
             Input::Seeds(addrs) => {
                 self.ep.set_seeds(&addrs);
                 self.ep.rejoin_now(now);
             }
+            Input::StateWritten { bytes } => {
+                self.ep.record_stream_bytes_sent(bytes);
+                crate::metrics::local_state_size(bytes);
+            }
+            Input::StateMerged(id) => self.ep.handle_state_merged(id),
         }
     }
 
@@ -365,16 +405,23 @@ impl Driver {
                     self.writers.insert(id, wtx);
                     let connect = self.transport.connect(to);
                     let done = self.reliable.remove(&id);
-                    self.tasks.spawn(dial(connect, id, self.in_tx.clone(), wrx, wait, done));
+                    let ctx = self.stream_ctx(id);
+                    self.tasks.spawn(dial(connect, ctx, wrx, wait, done));
                 }
-                StreamAction::Write { id, bytes } => {
+                StreamAction::Write { id, bytes } => self.to_stream(id, Job::Write(bytes)),
+                StreamAction::WriteState { id, state } => self.to_stream(id, Job::WriteState(state)),
+                StreamAction::MergeState { id, state, join } => {
                     if let Some(w) = self.writers.get(&id) {
-                        let _ = w.send(Some(bytes));
+                        let _ = w.send(Job::Merge { state, join });
+                    } else {
+                        // The connection is gone; the state arrived all the same.
+                        let ctx = self.stream_ctx(id);
+                        self.tasks.spawn(async move { merge_state(&ctx, state, join).await });
                     }
                 }
                 StreamAction::Close { id } => {
                     if let Some(w) = self.writers.remove(&id) {
-                        let _ = w.send(None);
+                        let _ = w.send(Job::Close);
                     }
                     self.inbound.remove(&id);
                 }
@@ -412,6 +459,18 @@ impl Driver {
             for e in events {
                 subscribers.retain(|s| s.send(e.clone()).is_ok());
             }
+        }
+    }
+}
+
+impl Driver {
+    fn stream_ctx(&self, id: StreamId) -> StreamCtx {
+        StreamCtx { id, tx: self.in_tx.clone(), delegate: self.delegate.clone() }
+    }
+
+    fn to_stream(&self, id: StreamId, job: Job) {
+        if let Some(w) = self.writers.get(&id) {
+            let _ = w.send(job);
         }
     }
 }
@@ -468,20 +527,19 @@ async fn resolve_loop(names: Arc<std::sync::Mutex<Vec<Seed>>>, interval: Duratio
 /// the connection was made and everything written.
 async fn dial(
     connect: BoxFuture<'static, std::io::Result<BoxConn>>,
-    id: StreamId,
-    tx: mpsc::UnboundedSender<Input>,
-    wrx: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+    ctx: StreamCtx,
+    wrx: mpsc::UnboundedReceiver<Job>,
     wait: Duration,
     done: Option<oneshot::Sender<Result<(), Error>>>,
 ) {
     let failed = |e: std::io::Error, done: Option<oneshot::Sender<Result<(), Error>>>| {
-        let _ = tx.send(Input::Failed(id, e.to_string()));
+        let _ = ctx.tx.send(Input::Failed(ctx.id, e.to_string()));
         if let Some(d) = done {
             let _ = d.send(Err(Error::Io(e)));
         }
     };
     match tokio::time::timeout(wait, connect).await {
-        Ok(Ok(stream)) => serve_conn(stream, id, tx.clone(), wrx, wait, done).await,
+        Ok(Ok(stream)) => serve_conn(stream, ctx.clone(), wrx, wait, done).await,
         Ok(Err(e)) => failed(e, done),
         Err(_) => failed(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"), done),
     }
@@ -489,23 +547,22 @@ async fn dial(
 
 /// Shuttles one connection's bytes: reads into the node task's inbox until EOF, an error or
 /// `deadline` (a read deadline on the whole exchange, so a slow peer cannot hold a connection
-/// open: no slow-loris), and writes what the node task hands over until it says to close.
+/// open: no slow-loris), and carries out what the node task hands over until it says to close.
 async fn serve_conn(
     stream: BoxConn,
-    id: StreamId,
-    tx: mpsc::UnboundedSender<Input>,
-    wrx: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+    ctx: StreamCtx,
+    wrx: mpsc::UnboundedReceiver<Job>,
     deadline: Duration,
     done: Option<oneshot::Sender<Result<(), Error>>>,
 ) {
     let (rd, wr) = tokio::io::split(stream);
     let write = async {
-        let result = write_all(wr, wrx).await;
+        let result = run_jobs(wr, wrx, &ctx).await;
         if let Some(d) = done {
             let _ = d.send(result.map_err(Error::Io));
         }
     };
-    tokio::join!(read_all(rd, id, tx, deadline), write);
+    tokio::join!(read_all(rd, ctx.id, ctx.tx.clone(), deadline), write);
 }
 
 async fn read_all(
@@ -535,13 +592,45 @@ async fn read_all(
     let _ = tx.send(end);
 }
 
-/// Writes what the node task hands over until it says to close (`None`), then half-closes.
-async fn write_all(
+/// Carries out the node task's jobs for one connection, in order, until it says to close, then
+/// half-closes. The delegate's `local_state` and `merge_remote_state` run here, on a blocking
+/// thread, as Go runs them on the stream's goroutine: the node task keeps probing meanwhile.
+async fn run_jobs(
     mut wr: tokio::io::WriteHalf<BoxConn>,
-    mut rx: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    ctx: &StreamCtx,
 ) -> std::io::Result<()> {
-    while let Some(Some(bytes)) = rx.recv().await {
-        wr.write_all(&bytes).await?;
+    while let Some(job) = rx.recv().await {
+        match job {
+            Job::Write(bytes) => wr.write_all(&bytes).await?,
+            Job::WriteState(state) => {
+                let delegate = ctx.delegate.clone();
+                let sealed = tokio::task::spawn_blocking(move || {
+                    let user = delegate.map(|d| d.local_state(state.join())).unwrap_or_default();
+                    state.seal(user)
+                })
+                .await
+                .map_err(|e| std::io::Error::other(format!("local_state panicked: {e}")))?
+                .map_err(|e| std::io::Error::other(format!("cannot seal the push/pull: {e}")))?;
+                wr.write_all(&sealed).await?;
+                let _ = ctx.tx.send(Input::StateWritten { bytes: sealed.len() });
+            }
+            Job::Merge { state, join } => merge_state(ctx, state, join).await,
+            Job::Close => break,
+        }
     }
     wr.shutdown().await
+}
+
+/// Gives a peer's application state to the delegate on a blocking thread and tells the node
+/// task, which completes the push/pull (and a join waiting for it).
+async fn merge_state(ctx: &StreamCtx, state: Vec<u8>, join: bool) {
+    crate::metrics::remote_state_size(state.len());
+    if let Some(d) = ctx.delegate.clone() {
+        let merged = tokio::task::spawn_blocking(move || d.merge_remote_state(&state, join)).await;
+        if let Err(e) = merged {
+            tracing::warn!(error = %e, "merge_remote_state panicked");
+        }
+    }
+    let _ = ctx.tx.send(Input::StateMerged(ctx.id));
 }

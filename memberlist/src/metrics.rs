@@ -83,3 +83,13 @@ fn dropped(s: &Stats) -> [(&'static str, u64); 10] {
         ("handoff", s.dropped_handoff),
     ]
 }
+
+/// The size of the local state written in a push/pull (Go's `memberlist.size.local`, a sample).
+pub(crate) fn local_state_size(bytes: usize) {
+    metrics::histogram!("memberlist.size.local").record(bytes as f64);
+}
+
+/// The size of the application state a peer sent in a push/pull (`memberlist.size.remote`).
+pub(crate) fn remote_state_size(bytes: usize) {
+    metrics::histogram!("memberlist.size.remote").record(bytes as f64);
+}

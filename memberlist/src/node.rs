@@ -109,7 +109,8 @@ impl Memberlist {
         let ep = Endpoint::new(opts.config, advertise, opts.meta, hooks, seed, Instant::ZERO)?;
         let (shared, stopped) = Shared::new(&ep);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (mut driver, inbox) = Driver::new(ep, transport, shared.clone(), stopped, opts.max_inbound_streams);
+        let (mut driver, inbox) =
+            Driver::new(ep, transport, shared.clone(), stopped, opts.max_inbound_streams, opts.delegate.clone());
         let startup_events = driver.pending_events();
         tokio::spawn(driver.run(cmd_rx, inbox, depth));
         let node = Memberlist { commands: cmd_tx, shared, addr: advertise, bind_port: bound.port(), name };

@@ -61,7 +61,7 @@ impl Options {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             advertise: None,
             meta: None,
-            hooks: Box::new(()),
+            hooks: Box::new(crate::delegate::NoApplication),
             max_inbound_streams: 256,
             seed: None,
             delegate: None,

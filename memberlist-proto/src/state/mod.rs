@@ -7,12 +7,14 @@
 //! | `probe` | the probe cycle, indirect probes, TCP fallback, acks and nacks |
 //! | `gossip` | gossip rounds and the sharing of packet space |
 //! | `pushpull` | push/pull, join, streams |
+//! | [`app_state`] | the application's share of a push/pull, off the protocol's thread |
 //! | [`suspicion`] | suspicion timeouts with confirmations |
 //! | [`awareness`] | Lifeguard local health |
 //! | [`broadcast`] | the transmit-limited broadcast queue |
 //! | [`fixed_log`] | integer logarithms for the timeout formulas |
 //! | [`stats`] | counters |
 
+pub mod app_state;
 pub mod awareness;
 pub mod broadcast;
 pub mod fixed_log;

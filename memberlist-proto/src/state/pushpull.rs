@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::endpoint::{StreamAction, StreamId};
 use crate::event::{Event, JoinId, Member};
 use crate::node::NodeState;
+use crate::state::app_state::AwaitingMerge;
 use crate::time::Instant;
 use crate::wire::{
     seal_stream, AckResp, ErrResp, Ping, PushNodeState, PushPull, StreamDecoder, StreamFrame, StreamMessage,
@@ -64,7 +65,7 @@ pub(crate) struct JoinProgress {
 }
 
 impl Endpoint {
-    fn seal_stream_message(&mut self, msg: &StreamMessage, dialer: bool, label: &str) -> Option<Vec<u8>> {
+    pub(crate) fn seal_stream_message(&mut self, msg: &StreamMessage, dialer: bool, label: &str) -> Option<Vec<u8>> {
         let encoded = msg.encode(self.cfg.int_encoding);
         let sealed = {
             let cfg = stream_seal_config(&self.cfg, label);
@@ -94,14 +95,14 @@ impl Endpoint {
     }
 
     /// Opens a stream to `to`, writes `msg` on it, and tracks it as `kind`.
-    fn open_stream(&mut self, to: SocketAddr, msg: &StreamMessage, kind: StreamKind, deadline: Instant) -> StreamId {
+    fn open_stream(&mut self, to: SocketAddr, msg: StreamMessage, kind: StreamKind, deadline: Instant) -> StreamId {
         let id = self.next_stream_id;
         self.next_stream_id += 1;
         let label = self.cfg.label.clone();
-        let bytes = self.seal_stream_message(msg, true, &label);
+        let write = self.stream_write(id, msg, true, &label);
         self.stream_actions.push_back(StreamAction::Connect { id, to, deadline });
-        if let Some(bytes) = bytes {
-            self.stream_actions.push_back(StreamAction::Write { id, bytes });
+        if let Some(write) = write {
+            self.stream_actions.push_back(write);
         }
         let decoder = self.decoder(false);
         self.streams.insert(id, Stream { deadline, peer: to, kind, decoder });
@@ -123,7 +124,8 @@ impl Endpoint {
                 vsn: e.vsn,
             })
             .collect();
-        let user_state = self.hooks.local_state(join);
+        // With the state deferred, the driver adds it on the stream's task (`app_state`).
+        let user_state = if self.hooks.defers_state() { Vec::new() } else { self.hooks.local_state(join) };
         StreamMessage::PushPull(PushPull { join, nodes, user_state })
     }
 
@@ -131,7 +133,7 @@ impl Endpoint {
         self.stats.push_pulls += 1;
         let msg = self.local_state(join);
         let deadline = now + self.cfg.tcp_timeout;
-        self.open_stream(to, &msg, StreamKind::PushPullOut { join, join_id }, deadline);
+        self.open_stream(to, msg, StreamKind::PushPullOut { join, join_id }, deadline);
     }
 
     /// Joins a cluster through `seeds`: a push/pull with `join` set to each of them. The result
@@ -232,7 +234,7 @@ impl Endpoint {
     /// Opens the TCP fallback ping of a probe.
     pub(crate) fn open_tcp_ping(&mut self, to: SocketAddr, ping: Ping, deadline: Instant, _now: Instant) -> StreamId {
         let seq_no = ping.seq_no;
-        self.open_stream(to, &StreamMessage::Ping(ping), StreamKind::TcpPing { seq_no }, deadline)
+        self.open_stream(to, StreamMessage::Ping(ping), StreamKind::TcpPing { seq_no }, deadline)
     }
 
     /// Sends application data on a stream of its own (Go's `SendReliable`).
@@ -351,8 +353,15 @@ impl Endpoint {
         let peer = stream.peer;
         match (stream.kind, frame.message) {
             (StreamKind::PushPullOut { join, join_id }, StreamMessage::PushPull(p)) => {
-                let result = self.merge_remote(p, join, now);
-                self.push_pull_done(peer, join, join_id, result);
+                match self.merge_remote(p, join, now) {
+                    Ok(Some(state)) => {
+                        // Done once the application has merged it (`handle_state_merged`).
+                        self.awaiting_merge.insert(id, AwaitingMerge { peer, join, join_id });
+                        self.push_before_close(id, StreamAction::MergeState { id, state, join });
+                    }
+                    Ok(None) => self.push_pull_done(peer, join, join_id, Ok(())),
+                    Err(e) => self.push_pull_done(peer, join, join_id, Err(e)),
+                }
             }
             (StreamKind::PushPullOut { join, join_id }, other) => {
                 let reason = match other {
@@ -370,7 +379,13 @@ impl Endpoint {
     }
 
     /// Records the end of an outgoing push/pull.
-    fn push_pull_done(&mut self, peer: SocketAddr, join: bool, join_id: Option<JoinId>, result: Result<(), String>) {
+    pub(crate) fn push_pull_done(
+        &mut self,
+        peer: SocketAddr,
+        join: bool,
+        join_id: Option<JoinId>,
+        result: Result<(), String>,
+    ) {
         if let Err(e) = &result {
             self.stats.push_pull_failures += 1;
             if !join {
@@ -405,11 +420,12 @@ impl Endpoint {
                     Ok(()) => {
                         let join = p.join;
                         let reply = self.local_state(join);
-                        let bytes = self.seal_stream_message(&reply, false, &label);
-                        if let Some(bytes) = bytes {
-                            self.push_write_before_close(id, bytes);
+                        if let Some(write) = self.stream_write(id, reply, false, &label) {
+                            self.push_before_close(id, write);
                         }
-                        self.apply_merge(p, join, now);
+                        if let Some(state) = self.apply_merge(p, join, now) {
+                            self.push_before_close(id, StreamAction::MergeState { id, state, join });
+                        }
                         None
                     }
                 }
@@ -434,20 +450,9 @@ impl Endpoint {
             }
         };
         if let Some(reply) = reply {
-            if let Some(bytes) = self.seal_stream_message(&reply, false, &label) {
-                self.push_write_before_close(id, bytes);
+            if let Some(write) = self.stream_write(id, reply, false, &label) {
+                self.push_before_close(id, write);
             }
-        }
-    }
-
-    /// Inserts a write ahead of the close that `on_frame` already queued for this stream.
-    fn push_write_before_close(&mut self, id: StreamId, bytes: Vec<u8>) {
-        if self.stream_actions.back() == Some(&StreamAction::Close { id }) {
-            self.stream_actions.pop_back();
-            self.stream_actions.push_back(StreamAction::Write { id, bytes });
-            self.stream_actions.push_back(StreamAction::Close { id });
-        } else {
-            self.stream_actions.push_back(StreamAction::Write { id, bytes });
         }
     }
 
@@ -461,22 +466,29 @@ impl Endpoint {
         Ok(())
     }
 
-    fn apply_merge(&mut self, p: PushPull, join: bool, now: Instant) {
+    /// Merges the peer's table, then gives the application its state — or, when the driver
+    /// runs the application's state, returns that state for the driver to merge.
+    fn apply_merge(&mut self, p: PushPull, join: bool, now: Instant) -> Option<Vec<u8>> {
         self.merge_state(p.nodes, now);
-        if !p.user_state.is_empty() {
-            self.hooks.merge_remote_state(&p.user_state, join);
+        if p.user_state.is_empty() {
+            return None;
         }
+        if self.hooks.defers_state() {
+            return Some(p.user_state);
+        }
+        self.hooks.merge_remote_state(&p.user_state, join);
+        None
     }
 
-    /// Checks and merges a peer's push/pull reply (Go's `mergeRemoteState`).
-    fn merge_remote(&mut self, p: PushPull, join: bool, now: Instant) -> Result<(), String> {
+    /// Checks and merges a peer's push/pull reply (Go's `mergeRemoteState`); `Some` is the
+    /// application state left for the driver to merge.
+    fn merge_remote(&mut self, p: PushPull, join: bool, now: Instant) -> Result<Option<Vec<u8>>, String> {
         if let Err(e) = self.check_merge(&p, join) {
             self.stats.push_pull_rejected += 1;
             tracing::warn!(node = %self.cfg.name, reason = %e, "rejected the push/pull reply: {e}");
             return Err(e);
         }
-        self.apply_merge(p, join, now);
-        Ok(())
+        Ok(self.apply_merge(p, join, now))
     }
 }
 

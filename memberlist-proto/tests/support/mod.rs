@@ -34,6 +34,8 @@ pub struct Net {
     pub udp_cut: BTreeSet<(usize, usize)>,
     pub events: Vec<(Instant, usize, Event)>,
     pub packets_delivered: u64,
+    /// Application states handed out with `StreamAction::MergeState`: (node, state, join).
+    pub deferred_merges: Vec<(usize, String, bool)>,
 }
 
 pub fn addr(i: usize) -> SocketAddr {
@@ -58,6 +60,7 @@ impl Net {
             cut: BTreeSet::new(),
             udp_cut: BTreeSet::new(),
             events: Vec::new(),
+            deferred_merges: Vec::new(),
             packets_delivered: 0,
         }
     }
@@ -189,6 +192,20 @@ impl Net {
             StreamAction::Write { id, bytes } => {
                 if let Some(&(peer, peer_id)) = self.links.get(&(i, id)) {
                     self.schedule(at, Delivery::StreamData { to: peer, id: peer_id, bytes });
+                }
+            }
+            // A driver that runs the application's state itself: every node's state is
+            // `deferred-state-of-<name>`, merges are recorded.
+            StreamAction::WriteState { id, state } => {
+                let me = self.nodes[i].as_ref().map(|n| n.name().to_owned()).unwrap_or_default();
+                if let Ok(bytes) = state.seal(format!("deferred-state-of-{me}").into_bytes()) {
+                    self.stream_action(i, StreamAction::Write { id, bytes });
+                }
+            }
+            StreamAction::MergeState { id, state, join } => {
+                self.deferred_merges.push((i, String::from_utf8_lossy(&state).into_owned(), join));
+                if let Some(n) = self.nodes[i].as_mut() {
+                    n.handle_state_merged(id);
                 }
             }
             StreamAction::Close { id } => {
