@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use memberlist::Options;
 
+pub mod large_state;
+
 /// The LAN preset on 127.0.0.1 (a kernel-chosen port) with timers fast enough for tests.
 pub fn fast(name: &str) -> Options {
     Options::lan(name).bind("127.0.0.1:0".parse().unwrap()).configure(|c| {
