@@ -605,21 +605,25 @@ impl Endpoint {
 
     /// Installs an encryption key (accepted for decryption at once; Go's `Keyring.AddKey`). On a
     /// node without encryption this starts a keyring with it as the primary key.
-    pub fn install_key(&mut self, key: crate::wire::Key) {
-        match self.cfg.keyring.as_mut() {
-            Some(ring) => ring.add_key(key),
-            None => self.cfg.keyring = Some(crate::wire::Keyring::with_primary(key, Vec::new())),
-        }
+    ///
+    /// A node started without a keyring refuses ([`KeyringError::NoKeyring`]): installing a key
+    /// would otherwise turn encryption on by surprise and cut the node off from its plaintext
+    /// peers (Go's plaintext node has no keyring to add to).
+    ///
+    /// [`KeyringError::NoKeyring`]: crate::wire::KeyringError::NoKeyring
+    pub fn install_key(&mut self, key: crate::wire::Key) -> Result<(), crate::wire::KeyringError> {
+        self.cfg.keyring.as_mut().ok_or(crate::wire::KeyringError::NoKeyring)?.add_key(key);
+        Ok(())
     }
 
     /// Makes an installed key the one used to encrypt (Go's `Keyring.UseKey`).
     pub fn use_key(&mut self, key: &crate::wire::Key) -> Result<(), crate::wire::KeyringError> {
-        self.cfg.keyring.as_mut().ok_or(crate::wire::KeyringError::NotInstalled)?.use_key(key)
+        self.cfg.keyring.as_mut().ok_or(crate::wire::KeyringError::NoKeyring)?.use_key(key)
     }
 
     /// Removes a key other than the primary (Go's `Keyring.RemoveKey`).
     pub fn remove_key(&mut self, key: &crate::wire::Key) -> Result<(), crate::wire::KeyringError> {
-        self.cfg.keyring.as_mut().ok_or(crate::wire::KeyringError::NotInstalled)?.remove_key(key)
+        self.cfg.keyring.as_mut().ok_or(crate::wire::KeyringError::NoKeyring)?.remove_key(key)
     }
 
     /// Queues application data to be gossiped to every node. With a `name`, it replaces data

@@ -34,6 +34,13 @@ impl Member {
     }
 }
 
+/// The member's name, as Go's `Node.String`.
+impl std::fmt::Display for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
 impl From<&NodeEntry> for Member {
     fn from(e: &NodeEntry) -> Self {
         Member {

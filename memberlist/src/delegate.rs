@@ -1,7 +1,11 @@
 //! Delegates: Go memberlist's callback interfaces as one Rust trait with default methods.
 //!
-//! Callbacks that the protocol needs an answer from at once (`local_state`, `merge_remote_state`,
-//! `notify_merge`, `notify_alive`, `ack_payload`, `get_broadcasts`) run on the node's task;
+//! `local_state` and `merge_remote_state` run on the task of the push/pull's stream, on a
+//! blocking thread, as Go runs them on the stream's goroutine: a large or slow application state
+//! never delays probes. Callbacks that the protocol needs an answer from at once
+//! (`notify_merge`, `notify_alive`, `ack_payload`, `get_broadcasts`) run on the node's task and
+//! should return quickly (a [`BroadcastQueue`](crate::BroadcastQueue) answers in time
+//! logarithmic in its length per message taken);
 //! notifications (`notify_join`, `notify_leave`, `notify_update`, `notify_msg`,
 //! `notify_conflict`, `notify_ping_complete`) run on a task of their own, in order. No lock of
 //! the node is held during any of them, and any of them may call back into the node: reading
@@ -14,6 +18,13 @@ use memberlist_proto::{Event, Hooks, Member};
 
 /// Application callbacks. Every method has a default that does nothing.
 pub trait Delegate: Send + Sync + 'static {
+    /// This node's metadata, at most `limit` bytes (Go's `NodeMeta`): asked when the node starts
+    /// (replacing [`Options::meta`](crate::Options::meta)) and by
+    /// [`Memberlist::update_node`](crate::Memberlist::update_node). `None` keeps the options'
+    /// metadata at start and means empty metadata on update; longer than `limit` is an error.
+    fn node_meta(&self, _limit: usize) -> Option<Vec<u8>> {
+        None
+    }
     /// Application data from a peer, sent with `broadcast`, `send_best_effort` or
     /// `send_reliable` (Go's `NotifyMsg`).
     fn notify_msg(&self, _from: std::net::SocketAddr, _msg: &[u8]) {}
@@ -118,6 +129,9 @@ pub(crate) fn dispatch(d: &dyn Delegate, e: &Event) {
 
 /// A shared delegate is a delegate, so the application can keep a handle on its own state.
 impl<D: Delegate + ?Sized> Delegate for Arc<D> {
+    fn node_meta(&self, limit: usize) -> Option<Vec<u8>> {
+        (**self).node_meta(limit)
+    }
     fn notify_msg(&self, from: std::net::SocketAddr, msg: &[u8]) {
         (**self).notify_msg(from, msg)
     }

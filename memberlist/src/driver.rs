@@ -101,6 +101,9 @@ pub(crate) struct Shared {
     /// Becomes true once the node task and all its helpers have ended and the transport is
     /// dropped.
     pub stopped: watch::Receiver<bool>,
+    /// The keyring as the node task last changed it, read by the datagram reader and by
+    /// `Memberlist::keys`.
+    pub keyring: Arc<RwLock<Option<Keyring>>>,
     /// The task that runs delegate notifications, awaited by `shutdown`.
     pub delegate_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -117,6 +120,7 @@ impl Shared {
             subscribers: std::sync::Mutex::new(Some(Vec::new())),
             stopped,
             delegate_task: std::sync::Mutex::new(None),
+            keyring: Arc::new(RwLock::new(ep.config().keyring.clone())),
         };
         (Arc::new(shared), stopped_tx)
     }
@@ -160,7 +164,7 @@ impl Driver {
     ) -> (Driver, mpsc::UnboundedReceiver<Input>) {
         let clock = std::time::Instant::now();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
-        let keyring = Arc::new(RwLock::new(ep.config().keyring.clone()));
+        let keyring = shared.keyring.clone();
         let driver = Driver {
             ep,
             transport,
@@ -335,10 +339,7 @@ impl Driver {
             }
             Command::Keyring { op, reply } => {
                 let result = match op {
-                    KeyOp::Install(k) => {
-                        self.ep.install_key(k);
-                        Ok(())
-                    }
+                    KeyOp::Install(k) => self.ep.install_key(k).map_err(Error::from),
                     KeyOp::Use(k) => self.ep.use_key(&k).map_err(Error::from),
                     KeyOp::Remove(k) => self.ep.remove_key(&k).map_err(Error::from),
                 };
@@ -473,6 +474,21 @@ impl Driver {
             let _ = w.send(job);
         }
     }
+}
+
+/// How many members are alive or suspect (Go's `NumMembers`).
+pub(crate) fn live_members(shared: &Shared) -> usize {
+    shared
+        .members
+        .read()
+        .map(|m| {
+            m.iter()
+                .filter(|m| {
+                    matches!(m.state, memberlist_proto::NodeState::Alive | memberlist_proto::NodeState::Suspect)
+                })
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// Ends every event stream: the node will produce no more events.

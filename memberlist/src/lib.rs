@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 
 mod advertise;
+mod broadcast;
 mod delegate;
 mod driver;
 mod dskit;
@@ -61,6 +62,7 @@ mod tls;
 mod transport;
 
 pub use advertise::{final_advertise_addr, host_interfaces, private_ip, AdvertiseError, HostInterfaces, InterfaceAddr};
+pub use broadcast::{Broadcast, BroadcastQueue, SimpleBroadcast};
 pub use delegate::Delegate;
 pub use dskit::{parse_connection as parse_dskit_connection, DskitConfig, DskitConnection, DskitStats, DskitTransport};
 pub use faults::{Faults, FaultyTransport};

@@ -27,6 +27,9 @@ pub struct Memberlist {
     addr: SocketAddr,
     bind_port: u16,
     name: String,
+    protocol_version: u8,
+    meta_limit: usize,
+    delegate: Option<Arc<dyn crate::Delegate>>,
 }
 
 impl std::fmt::Debug for Memberlist {
@@ -101,19 +104,35 @@ impl Memberlist {
             t.as_nanos() as u64 ^ u64::from(std::process::id()) << 32
         });
         let name = opts.config.name.clone();
+        let protocol_version = opts.config.protocol_version;
+        let meta_limit = opts.config.meta_max_size;
+        // Go's NodeMeta(MetaMaxSize) when the node starts; too long is refused below.
+        let meta = match opts.delegate.as_ref().and_then(|d| d.node_meta(meta_limit)) {
+            Some(m) => Some(m),
+            None => opts.meta,
+        };
         let depth = opts.handoff_queue_depth.max(1);
         let hooks: Box<dyn memberlist_proto::Hooks> = match &opts.delegate {
             Some(d) => Box::new(crate::delegate::DelegateHooks(d.clone())),
             None => opts.hooks,
         };
-        let ep = Endpoint::new(opts.config, advertise, opts.meta, hooks, seed, Instant::ZERO)?;
+        let ep = Endpoint::new(opts.config, advertise, meta, hooks, seed, Instant::ZERO)?;
         let (shared, stopped) = Shared::new(&ep);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (mut driver, inbox) =
             Driver::new(ep, transport, shared.clone(), stopped, opts.max_inbound_streams, opts.delegate.clone());
         let startup_events = driver.pending_events();
         tokio::spawn(driver.run(cmd_rx, inbox, depth));
-        let node = Memberlist { commands: cmd_tx, shared, addr: advertise, bind_port: bound.port(), name };
+        let node = Memberlist {
+            commands: cmd_tx,
+            shared,
+            addr: advertise,
+            bind_port: bound.port(),
+            name,
+            protocol_version,
+            meta_limit,
+            delegate: opts.delegate.clone(),
+        };
         if let Some(d) = opts.delegate {
             // Notifications run on a task of their own, never on the node's.
             let mut events = node.events()?;
@@ -287,6 +306,34 @@ impl Memberlist {
         self.key_op(KeyOp::Remove(Key::new(key)?)).await
     }
 
+    /// The installed keys, primary first (Go's `Keyring.GetKeys`); empty without encryption.
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        let ring = self.shared.keyring.read().ok().and_then(|k| k.clone());
+        ring.map(|r| r.keys().map(|k| k.as_bytes().to_vec()).collect()).unwrap_or_default()
+    }
+
+    /// The key this node encrypts with (Go's `Keyring.GetPrimaryKey`); `None` without
+    /// encryption.
+    pub fn primary_key(&self) -> Option<Vec<u8>> {
+        let ring = self.shared.keyring.read().ok().and_then(|k| k.clone());
+        ring.map(|r| r.primary().as_bytes().to_vec())
+    }
+
+    /// The protocol version this node speaks (Go's `ProtocolVersion`).
+    pub fn protocol_version(&self) -> u8 {
+        self.protocol_version
+    }
+
+    /// Asks the delegate for this node's metadata with [`Delegate::node_meta`] and gossips it,
+    /// waiting as [`update_meta`](Self::update_meta) does (Go's `UpdateNode`). Without a
+    /// delegate, or when it has no metadata, the metadata becomes empty.
+    ///
+    /// [`Delegate::node_meta`]: crate::Delegate::node_meta
+    pub async fn update_node(&self, timeout: Duration) -> Result<(), Error> {
+        let meta = self.delegate.as_ref().and_then(|d| d.node_meta(self.meta_limit));
+        self.update_meta(meta.unwrap_or_default(), timeout).await
+    }
+
     /// A stream of every event from now on: the subscription is in force when this returns,
     /// so nothing that happens afterwards is missed. The stream ends when the node stops.
     pub fn events(&self) -> Result<Events, Error> {
@@ -310,11 +357,11 @@ impl Memberlist {
 
     /// How many members are alive or suspect (Go's `NumMembers`): `members().len()`.
     pub fn num_members(&self) -> usize {
-        self.shared
-            .members
-            .read()
-            .map(|m| m.iter().filter(|m| matches!(m.state, NodeState::Alive | NodeState::Suspect)).count())
-            .unwrap_or(0)
+        crate::driver::live_members(&self.shared)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// This node as the cluster sees it (Go's `LocalNode`).

@@ -24,7 +24,7 @@ pub enum KeyringError {
     /// A key whose length is not 16, 24 or 32 bytes.
     #[error("key size must be 16, 24 or 32 bytes, got {0}")]
     BadKeySize(usize),
-    /// `use_key` or `remove_key` of a key that is not installed.
+    /// `use_key` of a key that is not installed.
     #[error("requested key is not in the keyring")]
     NotInstalled,
     /// `remove_key` of the primary key.
@@ -33,6 +33,9 @@ pub enum KeyringError {
     /// A keyring needs at least one key.
     #[error("a keyring needs at least one key")]
     Empty,
+    /// A key operation on a node that runs without encryption.
+    #[error("this node runs without encryption: start it with a keyring to install or use keys")]
+    NoKeyring,
 }
 
 impl Key {
@@ -98,13 +101,13 @@ impl Keyring {
         Ok(())
     }
 
-    /// Removes a key other than the primary.
+    /// Removes a key other than the primary; removing a key that is not installed does nothing
+    /// and succeeds, as in Go.
     pub fn remove_key(&mut self, key: &Key) -> Result<(), KeyringError> {
         if &self.primary == key {
             return Err(KeyringError::RemovePrimary);
         }
-        let i = self.secondary.iter().position(|k| k == key).ok_or(KeyringError::NotInstalled)?;
-        self.secondary.remove(i);
+        self.secondary.retain(|k| k != key);
         Ok(())
     }
 
@@ -142,6 +145,8 @@ mod tests {
         assert_eq!(r.keys().cloned().collect::<Vec<_>>(), vec![k(3), k(1), k(2)]);
         r.remove_key(&k(1)).unwrap();
         assert_eq!(r.keys().cloned().collect::<Vec<_>>(), vec![k(3), k(2)]);
+        assert_eq!(r.remove_key(&k(9)), Ok(()), "an unknown key: nothing to do, as in Go");
+        assert_eq!(r.keys().count(), 2);
         assert_eq!(format!("{:?}", k(1)), "Key(AES-128)");
     }
 }

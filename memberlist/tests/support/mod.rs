@@ -1,4 +1,6 @@
 //! What the loopback socket tests share: fast timers and waiting for a condition.
+// Each test binary includes this module and uses a different part of it.
+#![allow(dead_code)]
 
 use std::time::Duration;
 
