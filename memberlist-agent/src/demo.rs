@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use memberlist::{Event, Memberlist, NodeState, Options};
 
-use crate::agent::member_json;
+use crate::api::member_json;
 use crate::members::table;
 
 #[derive(Debug, Args)]

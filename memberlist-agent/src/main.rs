@@ -1,6 +1,7 @@
 //! `memberlist`: the command-line face of memberlist-rs.
 
 mod agent;
+mod api;
 mod bench;
 mod decode;
 mod demo;

@@ -92,6 +92,9 @@ pub struct AgentArgs {
     /// of a long partition find each other again (off by default, as in Go).
     #[arg(long, value_name = "SECS")]
     rejoin_interval: Option<u64>,
+    /// A label K=V added to every metric this agent exports (Go's MetricLabels); repeatable.
+    #[arg(long = "metric-label", value_name = "K=V")]
+    metric_labels: Vec<String>,
     /// Node metadata entries K=V, sent as the raw bytes `k=v,k2=v2`; repeatable.
     #[arg(long = "meta", value_name = "K=V", conflicts_with = "tags")]
     meta: Vec<String>,
@@ -160,6 +163,7 @@ struct FileConfig {
     rejoin_interval: Option<u64>,
     #[serde(default)]
     meta: Vec<String>,
+    metric_labels: Option<BTreeMap<String, String>>,
     tags: Option<BTreeMap<String, String>>,
     delegate_protocol_version: Option<u8>,
     delegate_protocol_min: Option<u8>,
@@ -238,6 +242,18 @@ impl Settings {
             let others: Vec<&[u8]> = others.iter().map(|k| k.as_bytes()).collect();
             opts = opts.keys(primary.as_bytes(), &others)?;
         }
+        let labels = if args.metric_labels.is_empty() {
+            file.metric_labels.unwrap_or_default()
+        } else {
+            parse_pairs("--metric-label", &args.metric_labels)?
+        };
+        for (k, v) in labels {
+            let valid = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid || k.starts_with(|c: char| c.is_ascii_digit()) {
+                bail!("--metric-label {k:?}: a label name is letters, digits and _, not starting with a digit");
+            }
+            opts = opts.metric_label(k, v);
+        }
         let meta = if args.meta.is_empty() { file.meta } else { args.meta };
         if !meta.is_empty() {
             opts = opts.meta(encode_meta(&meta)?);
@@ -311,11 +327,16 @@ impl Settings {
 
 /// Tags from K=V entries.
 fn parse_tags(entries: &[String]) -> Result<BTreeMap<String, String>> {
+    parse_pairs("--tag", entries)
+}
+
+/// K=V entries of a repeatable flag.
+fn parse_pairs(flag: &str, entries: &[String]) -> Result<BTreeMap<String, String>> {
     let mut tags = BTreeMap::new();
     for e in entries {
-        let Some((k, v)) = e.split_once('=') else { bail!("--tag takes K=V, got {e:?}") };
+        let Some((k, v)) = e.split_once('=') else { bail!("{flag} takes K=V, got {e:?}") };
         if k.is_empty() {
-            bail!("--tag takes K=V with a non-empty K, got {e:?}");
+            bail!("{flag} takes K=V with a non-empty K, got {e:?}");
         }
         tags.insert(k.to_owned(), v.to_owned());
     }

@@ -4,86 +4,17 @@
 #[allow(dead_code)]
 mod ports;
 
+#[path = "support/agent.rs"]
+#[allow(dead_code)]
+mod agent;
+
+use agent::{bin, eventually, post, Agent};
 use ports::free_port;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_memberlist")
-}
-
-struct Agent {
-    child: Child,
-    http: SocketAddr,
-}
-
-impl Agent {
-    fn start(name: &str, join: Option<u16>, extra: &[&str]) -> (Agent, u16) {
-        let port = free_port();
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let mut cmd = Command::new(bin());
-        cmd.args(["agent", "--name", name, "--bind", &format!("127.0.0.1:{port}"), "--http", &http.to_string()])
-            .args(["--config", "local"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if !extra.contains(&"--tag") {
-            cmd.args(["--meta", &format!("role={name}")]);
-        }
-        if let Some(seed) = join {
-            cmd.args(["--join", &format!("127.0.0.1:{seed}")]);
-        }
-        let agent = Agent { child: cmd.spawn().unwrap(), http };
-        // Wait for the API.
-        let end = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(http).is_err() {
-            assert!(Instant::now() < end, "{name}'s API never came up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (agent, port)
-    }
-
-    fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(self.http).unwrap();
-        let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let (head, body) = out.split_once("\r\n\r\n").unwrap();
-        (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_owned())
-    }
-
-    fn members(&self) -> Vec<Value> {
-        let out = Command::new(bin()).args(["members", "--json", "--http", &self.http.to_string()]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn sigterm(&mut self) -> std::process::ExitStatus {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 #[test]
 fn three_agents_members_http_api_and_sigterm_leaves() {
@@ -242,17 +173,6 @@ fn sim_prints_a_summary_ending_in_the_trace_hash() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.trim_end().lines().last().unwrap().starts_with("trace_hash="), "{text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("done in"));
-}
-
-fn post(http: SocketAddr, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(http).unwrap();
-    write!(s, "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_owned())
 }
 
 #[test]

@@ -183,6 +183,7 @@ pub struct Endpoint {
     pub(crate) stream_actions: VecDeque<StreamAction>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) stats: Stats,
+    pub(crate) samples: crate::state::stats::Samples,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -260,6 +261,7 @@ impl Endpoint {
             stream_actions: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            samples: Default::default(),
         };
         ep.set_alive(now, None);
         Ok(ep)
@@ -430,6 +432,12 @@ impl Endpoint {
     pub fn poll_event(&mut self) -> Option<Event> {
         self.collect_finished_broadcasts();
         self.events.pop_front()
+    }
+
+    /// The next probe or push/pull duration or push/pull size, for metrics (the last
+    /// [`SAMPLES_KEPT`](crate::state::stats::SAMPLES_KEPT) are kept).
+    pub fn poll_sample(&mut self) -> Option<crate::Sample> {
+        self.samples.pop()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should be called next.

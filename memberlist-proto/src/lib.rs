@@ -48,6 +48,6 @@ pub use endpoint::{Endpoint, Hooks, StreamAction, StreamId, Transmit};
 pub use event::{Event, JoinId, Member};
 pub use node::{NodeState, Vsn};
 pub use state::broadcast::BroadcastId;
-pub use state::stats::Stats;
+pub use state::stats::{Sample, Stats};
 pub use time::Instant;
 pub use wire::EncryptionVersion;

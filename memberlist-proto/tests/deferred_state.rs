@@ -115,7 +115,7 @@ fn a_join_completes_only_once_the_driver_has_merged_the_peers_state() {
         std::iter::from_fn(|| ep.poll_event()).any(|e| matches!(e, Event::JoinCompleted { contacted: 1, .. }))
     };
     assert!(!done(&mut a), "the join must wait for the application's merge");
-    a.handle_state_merged(id);
+    a.handle_state_merged(id, now);
     assert!(done(&mut a), "the join completes after the merge");
 }
 

@@ -607,8 +607,9 @@ impl Sim {
                 }
             }
             StreamAction::MergeState { id, .. } => {
+                let now = self.now;
                 if let Some(ep) = self.nodes[i].ep.as_mut() {
-                    ep.handle_state_merged(id);
+                    ep.handle_state_merged(id, now);
                 }
             }
             StreamAction::Close { id } => {

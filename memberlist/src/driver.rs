@@ -141,8 +141,7 @@ pub(crate) struct Driver {
     inbound: HashSet<StreamId>,
     max_inbound: usize,
     in_tx: mpsc::UnboundedSender<Input>,
-    published: memberlist_proto::Stats,
-    next_publish: std::time::Instant,
+    metrics: crate::metrics::Metrics,
     /// The keyring as the reader task decrypts with it.
     keyring: Arc<RwLock<Option<Keyring>>>,
     queues: Arc<std::sync::Mutex<Queues>>,
@@ -161,6 +160,7 @@ impl Driver {
         stopped: watch::Sender<bool>,
         max_inbound: usize,
         delegate: Option<Arc<dyn Delegate>>,
+        metrics: crate::metrics::Metrics,
     ) -> (Driver, mpsc::UnboundedReceiver<Input>) {
         let clock = std::time::Instant::now();
         let (in_tx, in_rx) = mpsc::unbounded_channel();
@@ -177,8 +177,7 @@ impl Driver {
             inbound: HashSet::new(),
             max_inbound,
             in_tx,
-            published: memberlist_proto::Stats::default(),
-            next_publish: clock,
+            metrics,
             keyring,
             queues: Arc::new(std::sync::Mutex::new(Queues::default())),
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -243,7 +242,13 @@ impl Driver {
                 },
                 () = sleep => {
                     let now = self.now();
+                    let (started, rounds) = (std::time::Instant::now(), self.ep.stats().gossip_rounds);
                     self.ep.handle_timeout(now);
+                    if self.ep.stats().gossip_rounds > rounds {
+                        // Go's `memberlist.gossip` times the round up to its packets' sending.
+                        self.flush();
+                        self.metrics.gossip(started.elapsed());
+                    }
                 }
             }
             self.flush();
@@ -384,9 +389,9 @@ impl Driver {
             }
             Input::StateWritten { bytes } => {
                 self.ep.record_stream_bytes_sent(bytes);
-                crate::metrics::local_state_size(bytes);
+                self.metrics.local_state_size(bytes);
             }
-            Input::StateMerged(id) => self.ep.handle_state_merged(id),
+            Input::StateMerged(id) => self.ep.handle_state_merged(id, now),
         }
     }
 
@@ -449,10 +454,10 @@ impl Driver {
         if let Ok(mut st) = self.shared.stats.write() {
             st.clone_from(self.ep.stats());
         }
-        if std::time::Instant::now() >= self.next_publish {
-            self.next_publish = std::time::Instant::now() + Duration::from_secs(1);
-            crate::metrics::publish(&self.ep, &mut self.published);
+        while let Some(t) = self.ep.poll_sample() {
+            self.metrics.sample(t);
         }
+        self.metrics.maybe_publish(&self.ep);
         if events.is_empty() {
             return;
         }
@@ -641,7 +646,6 @@ async fn run_jobs(
 /// Gives a peer's application state to the delegate on a blocking thread and tells the node
 /// task, which completes the push/pull (and a join waiting for it).
 async fn merge_state(ctx: &StreamCtx, state: Vec<u8>, join: bool) {
-    crate::metrics::remote_state_size(state.len());
     if let Some(d) = ctx.delegate.clone() {
         let merged = tokio::task::spawn_blocking(move || d.merge_remote_state(&state, join)).await;
         if let Err(e) = merged {

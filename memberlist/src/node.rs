@@ -119,8 +119,16 @@ impl Memberlist {
         let ep = Endpoint::new(opts.config, advertise, meta, hooks, seed, Instant::ZERO)?;
         let (shared, stopped) = Shared::new(&ep);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-        let (mut driver, inbox) =
-            Driver::new(ep, transport, shared.clone(), stopped, opts.max_inbound_streams, opts.delegate.clone());
+        let metrics = crate::metrics::Metrics::new(&opts.metric_labels, opts.queue_check_interval);
+        let (mut driver, inbox) = Driver::new(
+            ep,
+            transport,
+            shared.clone(),
+            stopped,
+            opts.max_inbound_streams,
+            opts.delegate.clone(),
+            metrics,
+        );
         let startup_events = driver.pending_events();
         tokio::spawn(driver.run(cmd_rx, inbox, depth));
         let node = Memberlist {

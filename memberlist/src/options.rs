@@ -40,6 +40,11 @@ pub struct Options {
     /// Use Grafana dskit's TCP transport (Loki, Mimir, Tempo, Pyroscope) with these settings
     /// instead of UDP and TCP; see [`Options::dskit`].
     pub dskit: Option<crate::DskitConfig>,
+    /// Labels added to every metric this node emits (Go's `MetricLabels`), for telling apart
+    /// several nodes or clusters in one process or one dashboard.
+    pub metric_labels: Vec<(String, String)>,
+    /// How often `memberlist.queue.broadcasts` is sampled (Go's `QueueCheckInterval`, 30 s).
+    pub queue_check_interval: std::time::Duration,
 }
 
 impl std::fmt::Debug for Options {
@@ -68,6 +73,8 @@ impl Options {
             tcp_only: false,
             dskit: None,
             handoff_queue_depth: 1024,
+            metric_labels: Vec::new(),
+            queue_check_interval: std::time::Duration::from_secs(30),
         }
     }
 
@@ -154,6 +161,12 @@ impl Options {
     /// Fixes the seed of the protocol's random choices.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = Some(seed);
+        self
+    }
+
+    /// Adds a label to every metric this node emits (Go's `MetricLabels`).
+    pub fn metric_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metric_labels.push((key.into(), value.into()));
         self
     }
 

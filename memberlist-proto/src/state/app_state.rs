@@ -25,6 +25,7 @@ use rand_core::Rng;
 
 use crate::endpoint::{StreamAction, StreamId};
 use crate::event::JoinId;
+use crate::time::Instant;
 use crate::wire::{
     seal_stream, Compression, EncodeError, IntEncoding, Keyring, PushPull, StreamMessage, StreamSealConfig,
 };
@@ -79,6 +80,8 @@ pub(crate) struct AwaitingMerge {
     pub peer: SocketAddr,
     pub join: bool,
     pub join_id: Option<JoinId>,
+    /// When the push/pull was dialed.
+    pub started: Instant,
 }
 
 impl Endpoint {
@@ -118,9 +121,9 @@ impl Endpoint {
 
     /// The application has merged the state handed out with [`StreamAction::MergeState`] on a
     /// stream this node dialed: the push/pull, and a join waiting for it, complete now.
-    pub fn handle_state_merged(&mut self, id: StreamId) {
+    pub fn handle_state_merged(&mut self, id: StreamId, now: Instant) {
         if let Some(w) = self.awaiting_merge.remove(&id) {
-            self.push_pull_done(w.peer, w.join, w.join_id, Ok(()));
+            self.push_pull_done(w.peer, w.join, w.join_id, Ok(()), now - w.started);
         }
     }
 

@@ -21,6 +21,7 @@ use crate::endpoint::{next_after, StreamId};
 use crate::event::{Event, Member};
 use crate::node::NodeState;
 use crate::state::members::{ip_from_bytes, ip_to_bytes, NodeEntry};
+use crate::state::stats::Sample;
 use crate::time::Instant;
 use crate::wire::{AckResp, IndirectPingReq, Message, NackResp, Ping, Suspect};
 use crate::Endpoint;
@@ -240,6 +241,7 @@ impl Endpoint {
         if let TcpFallback::Pending(id) = p.tcp {
             self.abandon_stream(id);
         }
+        self.samples.record(Sample::Probe(now - p.sent));
         if p.tcp == TcpFallback::Contacted {
             self.events.push_back(Event::TcpFallbackSucceeded { node: p.node.name.to_string() });
             self.awareness_delta(-1);
@@ -309,6 +311,7 @@ impl Endpoint {
             if let TcpFallback::Pending(id) = p.tcp {
                 self.abandon_stream(id);
             }
+            self.samples.record(Sample::Probe(now - p.sent));
             self.awareness_delta(-1);
             if !p.indirect_sent {
                 self.events.push_back(Event::PingComplete {

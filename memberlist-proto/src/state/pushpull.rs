@@ -17,6 +17,7 @@ use crate::endpoint::{StreamAction, StreamId};
 use crate::event::{Event, JoinId, Member};
 use crate::node::NodeState;
 use crate::state::app_state::AwaitingMerge;
+use crate::state::stats::Sample;
 use crate::time::Instant;
 use crate::wire::{
     seal_stream, AckResp, ErrResp, Ping, PushNodeState, PushPull, StreamDecoder, StreamFrame, StreamMessage,
@@ -42,7 +43,7 @@ pub fn push_pull_scale(interval: Duration, n: usize) -> Duration {
 /// What a stream is for.
 #[derive(Debug)]
 pub(crate) enum StreamKind {
-    PushPullOut { join: bool, join_id: Option<JoinId> },
+    PushPullOut { join: bool, join_id: Option<JoinId>, started: Instant },
     TcpPing { seq_no: u32 },
     Incoming,
 }
@@ -54,6 +55,8 @@ pub(crate) struct Stream {
     pub peer: SocketAddr,
     pub kind: StreamKind,
     pub decoder: StreamDecoder,
+    /// Bytes received so far.
+    pub received: usize,
 }
 
 /// A join waiting for its seeds.
@@ -105,7 +108,7 @@ impl Endpoint {
             self.stream_actions.push_back(write);
         }
         let decoder = self.decoder(false);
-        self.streams.insert(id, Stream { deadline, peer: to, kind, decoder });
+        self.streams.insert(id, Stream { deadline, peer: to, kind, decoder, received: 0 });
         id
     }
 
@@ -133,7 +136,7 @@ impl Endpoint {
         self.stats.push_pulls += 1;
         let msg = self.local_state(join);
         let deadline = now + self.cfg.tcp_timeout;
-        self.open_stream(to, msg, StreamKind::PushPullOut { join, join_id }, deadline);
+        self.open_stream(to, msg, StreamKind::PushPullOut { join, join_id, started: now }, deadline);
     }
 
     /// Joins a cluster through `seeds`: a push/pull with `join` set to each of them. The result
@@ -257,8 +260,10 @@ impl Endpoint {
         let id = self.next_stream_id;
         self.next_stream_id += 1;
         let decoder = self.decoder(true);
-        self.streams
-            .insert(id, Stream { deadline: now + self.cfg.tcp_timeout, peer, kind: StreamKind::Incoming, decoder });
+        self.streams.insert(
+            id,
+            Stream { deadline: now + self.cfg.tcp_timeout, peer, kind: StreamKind::Incoming, decoder, received: 0 },
+        );
         id
     }
 
@@ -267,6 +272,7 @@ impl Endpoint {
         self.realign_idle_gossip(now);
         let Some(stream) = self.streams.get_mut(&id) else { return };
         stream.decoder.push(bytes);
+        stream.received += bytes.len();
         match stream.decoder.poll() {
             Ok(None) => {}
             Ok(Some(frame)) => self.on_frame(id, frame, now),
@@ -337,11 +343,13 @@ impl Endpoint {
         }
     }
 
-    fn fail_stream(&mut self, id: StreamId, reason: String, _now: Instant) {
+    fn fail_stream(&mut self, id: StreamId, reason: String, now: Instant) {
         let Some(stream) = self.streams.remove(&id) else { return };
         self.stream_actions.push_back(StreamAction::Close { id });
         match stream.kind {
-            StreamKind::PushPullOut { join, join_id } => self.push_pull_done(stream.peer, join, join_id, Err(reason)),
+            StreamKind::PushPullOut { join, join_id, started } => {
+                self.push_pull_done(stream.peer, join, join_id, Err(reason), now - started);
+            }
             StreamKind::TcpPing { .. } => self.tcp_ping_result(id, false),
             StreamKind::Incoming => {}
         }
@@ -351,24 +359,27 @@ impl Endpoint {
         let Some(stream) = self.streams.remove(&id) else { return };
         self.stream_actions.push_back(StreamAction::Close { id });
         let peer = stream.peer;
+        if matches!(frame.message, StreamMessage::PushPull(_)) {
+            self.samples.record(Sample::RemoteStateSize(stream.received));
+        }
         match (stream.kind, frame.message) {
-            (StreamKind::PushPullOut { join, join_id }, StreamMessage::PushPull(p)) => {
+            (StreamKind::PushPullOut { join, join_id, started }, StreamMessage::PushPull(p)) => {
                 match self.merge_remote(p, join, now) {
                     Ok(Some(state)) => {
                         // Done once the application has merged it (`handle_state_merged`).
-                        self.awaiting_merge.insert(id, AwaitingMerge { peer, join, join_id });
+                        self.awaiting_merge.insert(id, AwaitingMerge { peer, join, join_id, started });
                         self.push_before_close(id, StreamAction::MergeState { id, state, join });
                     }
-                    Ok(None) => self.push_pull_done(peer, join, join_id, Ok(())),
-                    Err(e) => self.push_pull_done(peer, join, join_id, Err(e)),
+                    Ok(None) => self.push_pull_done(peer, join, join_id, Ok(()), now - started),
+                    Err(e) => self.push_pull_done(peer, join, join_id, Err(e), now - started),
                 }
             }
-            (StreamKind::PushPullOut { join, join_id }, other) => {
+            (StreamKind::PushPullOut { join, join_id, started }, other) => {
                 let reason = match other {
                     StreamMessage::Err(e) => format!("remote error: {}", e.error),
                     m => format!("unexpected message type {} in push/pull reply", m.message_type() as u8),
                 };
-                self.push_pull_done(peer, join, join_id, Err(reason));
+                self.push_pull_done(peer, join, join_id, Err(reason), now - started);
             }
             (StreamKind::TcpPing { seq_no }, StreamMessage::Ack(a)) => {
                 self.tcp_ping_result(id, a.seq_no == seq_no);
@@ -378,14 +389,16 @@ impl Endpoint {
         }
     }
 
-    /// Records the end of an outgoing push/pull.
+    /// Records the end of an outgoing push/pull that took `took`.
     pub(crate) fn push_pull_done(
         &mut self,
         peer: SocketAddr,
         join: bool,
         join_id: Option<JoinId>,
         result: Result<(), String>,
+        took: Duration,
     ) {
+        self.samples.record(Sample::PushPull(took));
         if let Err(e) = &result {
             self.stats.push_pull_failures += 1;
             if !join {

@@ -93,3 +93,39 @@ impl Stats {
         }
     }
 }
+
+/// A measurement of one protocol step, for the timer and sample metrics Go emits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Sample {
+    /// A probe, from its ping to its ack or to its failure at the end of the probe interval
+    /// (Go's `memberlist.probeNode`).
+    Probe(std::time::Duration),
+    /// A push/pull this node started, from the dial to the merged reply or the failure (Go's
+    /// `memberlist.pushPullNode`).
+    PushPull(std::time::Duration),
+    /// The bytes of a push/pull received, in either direction (Go's `memberlist.size.remote`,
+    /// which Go samples only on encrypted streams).
+    RemoteStateSize(usize),
+}
+
+/// Samples kept for the driver to collect; past this many the oldest are dropped, so a driver
+/// that never collects costs a fixed amount of memory.
+pub const SAMPLES_KEPT: usize = 256;
+
+/// The timings not yet collected.
+#[derive(Debug, Default)]
+pub(crate) struct Samples(std::collections::VecDeque<Sample>);
+
+impl Samples {
+    pub(crate) fn record(&mut self, t: Sample) {
+        if self.0.len() >= SAMPLES_KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back(t);
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Sample> {
+        self.0.pop_front()
+    }
+}

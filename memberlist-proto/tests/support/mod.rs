@@ -205,7 +205,7 @@ impl Net {
             StreamAction::MergeState { id, state, join } => {
                 self.deferred_merges.push((i, String::from_utf8_lossy(&state).into_owned(), join));
                 if let Some(n) = self.nodes[i].as_mut() {
-                    n.handle_state_merged(id);
+                    n.handle_state_merged(id, self.now);
                 }
             }
             StreamAction::Close { id } => {
