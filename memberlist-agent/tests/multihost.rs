@@ -95,14 +95,23 @@ fn label(mixed: bool) -> &'static str {
     }
 }
 
-/// 30 % loss each way and 50 ms of delay each way on host 3 for 60 s: suspicions come and are
+/// 20 % loss each way and 50 ms of delay each way on host 3 for 60 s: suspicions come and are
 /// refuted, nobody is declared dead.
+///
+/// Why not more loss: a refutation is an alive message queued for retransmit_mult ·
+/// ⌈log10(n + 1)⌉ = 4 sends, and later accusations at the old incarnation are ignored (in Go
+/// too), so when all 4 sends are lost the accusers declare the node dead before push/pull
+/// brings the refutation. At 30 % each way that is 0.3⁴ ≈ 0.8 % per refutation, a few percent
+/// per run with ~10 suspicions of host 3: CI saw it once (node-3 dead at incarnation 1,
+/// refuted at 2 afterwards), in Go's rules as in ours. At 20 % it is 0.16 % per refutation.
+const LOSS_PERCENT: u32 = 20;
+
 fn loss_and_delay(tag: &str, mixed: bool) {
     if !netns::available() {
         return;
     }
     let mut c = Cluster::start(tag, mixed, &[], &[]);
-    c.hosts.loss(3, 30);
+    c.hosts.loss(3, LOSS_PERCENT);
     c.delay(3, 50);
     std::thread::sleep(Duration::from_secs(60));
     let during = suspicions(&c.all());
@@ -114,7 +123,7 @@ fn loss_and_delay(tag: &str, mixed: bool) {
     assert!(wait_until(Duration::from_secs(20), || c.all_see(&[1, 2, 3, 4])), "converged after: {}", c.views());
     let dead = deaths(&c.all());
     eprintln!(
-        "[{}] 30% loss + 50 ms on host 3 for 60 s: {dropped} packets dropped by nft, {during} suspicion \
+        "[{}] {LOSS_PERCENT}% loss + 50 ms on host 3 for 60 s: {dropped} packets dropped by nft, {during} suspicion \
          episodes, node-3 incarnation at node-1 {inc}, deaths {dead:?}",
         label(mixed)
     );
