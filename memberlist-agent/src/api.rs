@@ -191,18 +191,89 @@ async fn broadcast(State(api): State<Arc<Api>>, body: Bytes) -> Response {
     }
 }
 
+/// Events an SSE client may fall behind by before its stream is closed: a client that stops
+/// reading costs at most this many events of memory.
+const EVENT_BACKLOG: usize = 4096;
+
 /// Membership changes and user messages as they happen, one SSE event each
-/// (`event: join|leave|update|suspect|message`, `data: <json>`), until the node shuts down
-/// or the client goes away. Comments keep idle connections open through proxies.
+/// (`event: join|leave|update|suspect|message`, `data: <json>`), until the node shuts down,
+/// the client goes away or falls [`EVENT_BACKLOG`] events behind. Comments keep idle
+/// connections open through proxies.
 async fn events(State(api): State<Arc<Api>>) -> Response {
-    let stream = match api.node.events() {
+    let events = match api.node.events() {
         Ok(s) => s,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let stream = stream.filter_map(|e| {
-        let item =
-            event_json(&e).map(|(kind, v)| Ok::<_, Infallible>(SseEvent::default().event(kind).data(v.to_string())));
-        std::future::ready(item)
+    let rx = forward(events, EVENT_BACKLOG);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|(kind, data)| (Ok::<_, Infallible>(SseEvent::default().event(kind).data(data)), rx))
     });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// Moves events, as (SSE event name, JSON), from the node's unbounded subscription into a
+/// channel of `backlog`; when the reader falls that far behind, the channel is closed after
+/// what it holds, and the subscription ends with it, as it does when the reader goes away.
+fn forward<S>(mut events: S, backlog: usize) -> tokio::sync::mpsc::Receiver<(&'static str, String)>
+where
+    S: futures_util::Stream<Item = Event> + Unpin + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(backlog);
+    tokio::spawn(async move {
+        loop {
+            let e = tokio::select! {
+                e = events.next() => e,
+                () = tx.closed() => return,
+            };
+            let Some(e) = e else { return };
+            let Some((kind, v)) = event_json(&e) else { continue };
+            match tx.try_send((kind, v.to_string())) {
+                Ok(()) => {}
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(backlog, "an events client fell behind: closing its stream");
+                    return;
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(i: usize) -> Event {
+        Event::UserMessage { from: "127.0.0.1:1".parse().unwrap(), data: format!("m{i}").into_bytes() }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_falls_behind_gets_the_backlog_then_the_end() {
+        let events = futures_util::stream::iter((0..100).map(message));
+        let mut rx = forward(events, 5);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut got = Vec::new();
+        while let Some((kind, data)) = rx.recv().await {
+            assert_eq!(kind, "message");
+            got.push(data);
+        }
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert!(got[0].contains("\"m0\"") && got[4].contains("\"m4\""), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_keeps_up_gets_everything() {
+        // Events come one at a time, as a node produces them; the reader takes each at once.
+        let paced = futures_util::stream::iter((0..200).map(message)).then(|e| async {
+            tokio::task::yield_now().await;
+            e
+        });
+        let mut rx = forward(Box::pin(paced), 50);
+        let mut n = 0;
+        while rx.recv().await.is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 200, "more than the backlog, none lost");
+    }
 }
