@@ -231,6 +231,7 @@ impl Driver {
                 }
             };
             let wake = self.wake.clone();
+            let mut gossiped = None;
             tokio::select! {
                 biased;
                 Some(msg) = inline_rx.recv() => self.inline(msg),
@@ -244,14 +245,14 @@ impl Driver {
                     let now = self.now();
                     let (started, rounds) = (std::time::Instant::now(), self.ep.stats().gossip_rounds);
                     self.ep.handle_timeout(now);
-                    if self.ep.stats().gossip_rounds > rounds {
-                        // Go's `memberlist.gossip` times the round up to its packets' sending.
-                        self.flush();
-                        self.metrics.gossip(started.elapsed());
-                    }
+                    gossiped = (self.ep.stats().gossip_rounds > rounds).then_some(started);
                 }
             }
             self.flush();
+            if let Some(started) = gossiped {
+                // Go's `memberlist.gossip` times the round up to its packets' sending.
+                self.metrics.gossip(started.elapsed());
+            }
         }
         // From here on handles see the node as stopped.
         drop(commands);

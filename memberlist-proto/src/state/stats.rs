@@ -113,16 +113,16 @@ pub enum Sample {
 /// that never collects costs a fixed amount of memory.
 pub const SAMPLES_KEPT: usize = 256;
 
-/// The timings not yet collected.
+/// The samples not yet collected.
 #[derive(Debug, Default)]
 pub(crate) struct Samples(std::collections::VecDeque<Sample>);
 
 impl Samples {
-    pub(crate) fn record(&mut self, t: Sample) {
+    pub(crate) fn record(&mut self, sample: Sample) {
         if self.0.len() >= SAMPLES_KEPT {
             self.0.pop_front();
         }
-        self.0.push_back(t);
+        self.0.push_back(sample);
     }
 
     pub(crate) fn pop(&mut self) -> Option<Sample> {
