@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand_chacha::rand_core::SeedableRng;
@@ -30,8 +31,8 @@ use crate::state::stats::Stats;
 use crate::state::suspicion::Suspicion;
 use crate::time::Instant;
 use crate::wire::{
-    assemble_with_piggyback, crc_for_peer, open_packet, seal_packet, EncryptionVersion, Message, OpenConfig,
-    SealConfig, COMPOUND_OVERHEAD,
+    crc_for_peer, open_packet, seal_packet, with_piggyback, EncryptionVersion, Message, OpenConfig, SealConfig,
+    COMPOUND_OVERHEAD,
 };
 
 /// A datagram to send.
@@ -219,6 +220,8 @@ impl Endpoint {
             });
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        // The name indexes' hash key, derived from the seed without drawing from `rng`.
+        let hash_seed = seed.rotate_left(17) ^ 0x6d65_6d62_6572_6c69;
         // Each ticker starts after a random stagger in [0, interval), as Go's triggerFunc.
         let stagger = |rng: &mut ChaCha8Rng, d: Duration| {
             let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
@@ -231,14 +234,14 @@ impl Endpoint {
         let next_rejoin = cfg.auto_rejoin_interval.map(|d| now + d);
         let mut ep = Endpoint {
             awareness: Awareness::new(cfg.awareness_max_multiplier),
-            broadcasts: TransmitLimitedQueue::new(cfg.retransmit_mult),
-            user_broadcasts: TransmitLimitedQueue::new(cfg.retransmit_mult),
+            broadcasts: TransmitLimitedQueue::with_hash_seed(cfg.retransmit_mult, hash_seed),
+            user_broadcasts: TransmitLimitedQueue::with_hash_seed(cfg.retransmit_mult, hash_seed),
             cfg,
             hooks,
             rng,
             advertise,
             meta,
-            members: Members::new(),
+            members: Members::with_hash_seed(hash_seed),
             suspicions: BTreeMap::new(),
             seq_no: 0,
             incarnation: 0,
@@ -700,7 +703,7 @@ impl Endpoint {
         let share = self.cfg.user_broadcast_share_percent;
         let limit = self.seal_config().piggyback_budget(udp, msg.len());
         let extras = self.collect_broadcasts(COMPOUND_OVERHEAD, limit, num_nodes, share);
-        let body = assemble_with_piggyback(msg, udp, &self.seal_config(), |_, _| extras);
+        let body = with_piggyback(msg, &extras);
         let pmax = self.members.get(&to.ip().to_string()).map(|e| e.vsn.pmax);
         match body {
             Ok(body) => self.send_packet(to, body, crc_for_peer(pmax)),
@@ -718,14 +721,14 @@ impl Endpoint {
         limit: usize,
         num_nodes: usize,
         share: u8,
-    ) -> Vec<Vec<u8>> {
+    ) -> Vec<Arc<[u8]>> {
         let user_pending = !self.user_broadcasts.is_empty() || self.hooks.has_broadcasts();
         let reserve = if user_pending { limit * usize::from(share) / 100 } else { 0 };
-        let mut out = self.broadcasts.get_broadcasts(overhead, limit - reserve, num_nodes);
-        let used = |msgs: &[Vec<u8>]| msgs.iter().map(|m| m.len() + overhead).sum::<usize>();
+        let mut out = self.broadcasts.get_broadcasts_shared(overhead, limit - reserve, num_nodes);
+        let used = |msgs: &[Arc<[u8]>]| msgs.iter().map(|m| m.len() + overhead).sum::<usize>();
         let avail = limit.saturating_sub(used(&out));
         if avail > overhead + 1 {
-            out.extend(self.user_broadcasts.get_broadcasts(overhead, avail, num_nodes));
+            out.extend(self.user_broadcasts.get_broadcasts_shared(overhead, avail, num_nodes));
         }
         // Then the application's own queue, as Go's `getBroadcasts` asks its delegate: one more
         // byte of overhead per message for the user-message type byte added here.
@@ -735,13 +738,13 @@ impl Endpoint {
                 let mut framed = Vec::with_capacity(msg.len() + 1);
                 framed.push(crate::wire::MessageType::User as u8);
                 framed.extend_from_slice(&msg);
-                out.push(framed);
+                out.push(framed.into());
             }
         }
         if reserve > 0 {
             let avail = limit.saturating_sub(used(&out));
             if avail > overhead {
-                out.extend(self.broadcasts.get_broadcasts(overhead, avail, num_nodes));
+                out.extend(self.broadcasts.get_broadcasts_shared(overhead, avail, num_nodes));
             }
         }
         out
@@ -749,7 +752,7 @@ impl Endpoint {
 
     /// Queues a system broadcast about `node`.
     pub(crate) fn broadcast(&mut self, node: &str, msg: Message, notify: Option<BroadcastId>) {
-        self.broadcasts.queue(msg.encode(), Some(node.to_owned()), notify);
+        self.broadcasts.queue_shared(msg.encode().into(), Some(node.into()), notify);
     }
 
     pub(crate) fn collect_finished_broadcasts(&mut self) {

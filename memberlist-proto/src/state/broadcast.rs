@@ -6,9 +6,17 @@
 //! remaining space, and among equals the newest. A message queued under a name replaces any
 //! message already queued under that name (memberlist's own alive / suspect / dead messages are
 //! named after the node they are about), so only the newest news about a node travels.
+//!
+//! Layout: the ordered index holds only (key → slot) pairs and the messages sit in a slab, so
+//! taking a message for a packet moves 32 bytes in the index instead of the message, and the
+//! message bytes are shared (`Arc`) with the packet being built instead of copied. Taking `k`
+//! messages from a queue of `m` costs O((k + levels) · log m), `levels` ≤ the transmit limit.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::name_hash::{name_map, NameMap};
 
 /// Go's `retransmitLimit`: `mult · ⌈log10(n + 1)⌉`, which for n ≥ 1 is `mult` times the number
 /// of decimal digits of n.
@@ -30,8 +38,10 @@ type Key = (usize, Reverse<usize>, Reverse<u64>);
 
 #[derive(Debug, Clone)]
 struct Item {
-    msg: Vec<u8>,
-    name: Option<String>,
+    /// Where the item sits in the order (kept here so that a send updates no name index).
+    key: Key,
+    msg: Arc<[u8]>,
+    name: Option<Arc<str>>,
     notify: Option<BroadcastId>,
 }
 
@@ -39,8 +49,12 @@ struct Item {
 #[derive(Debug, Clone)]
 pub struct TransmitLimitedQueue {
     retransmit_mult: usize,
-    items: BTreeMap<Key, Item>,
-    by_name: HashMap<String, Key>,
+    /// Order of transmission → slot in `slots`.
+    items: BTreeMap<Key, u32>,
+    slots: Vec<Option<Item>>,
+    free: Vec<u32>,
+    /// Name → slot; slots do not move while their item is queued.
+    by_name: NameMap<Arc<str>, u32>,
     last_id: u64,
     finished: Vec<BroadcastId>,
 }
@@ -48,10 +62,17 @@ pub struct TransmitLimitedQueue {
 impl TransmitLimitedQueue {
     /// An empty queue.
     pub fn new(retransmit_mult: usize) -> Self {
+        Self::with_hash_seed(retransmit_mult, 0)
+    }
+
+    /// An empty queue whose name index hashes with `seed` (see [`name_hash`](super::name_hash)).
+    pub fn with_hash_seed(retransmit_mult: usize, seed: u64) -> Self {
         TransmitLimitedQueue {
             retransmit_mult,
             items: BTreeMap::new(),
-            by_name: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_name: name_map(seed),
             last_id: 0,
             finished: Vec::new(),
         }
@@ -61,41 +82,86 @@ impl TransmitLimitedQueue {
     /// as finished). `notify` is reported by [`take_finished`](Self::take_finished) once the
     /// message is done.
     pub fn queue(&mut self, msg: Vec<u8>, name: Option<String>, notify: Option<BroadcastId>) {
+        self.queue_shared(msg.into(), name.map(Arc::from), notify);
+    }
+
+    /// [`queue`](Self::queue) for a message and name already shared.
+    pub fn queue_shared(&mut self, msg: Arc<[u8]>, name: Option<Arc<str>>, notify: Option<BroadcastId>) {
         self.last_id += 1;
-        if let Some(old) = name.as_ref().and_then(|n| self.by_name.get(n).copied()) {
+        let old = name.as_ref().and_then(|n| self.by_name.get(&**n)).and_then(|&s| self.key_of(s));
+        if let Some(old) = old {
             self.remove(old);
         }
         let key = (0, Reverse(msg.len()), Reverse(self.last_id));
-        if let Some(n) = &name {
-            self.by_name.insert(n.clone(), key);
+        let named = name.clone();
+        let item = Some(Item { key, msg, name, notify });
+        let slot = match self.free.pop() {
+            Some(s) => {
+                if let Some(cell) = self.slots.get_mut(s as usize) {
+                    *cell = item;
+                }
+                s
+            }
+            None => {
+                self.slots.push(item);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.items.insert(key, slot);
+        if let Some(n) = named {
+            self.by_name.insert(n, slot);
         }
-        self.items.insert(key, Item { msg, name, notify });
+    }
+
+    fn key_of(&self, slot: u32) -> Option<Key> {
+        self.slots.get(slot as usize).and_then(Option::as_ref).map(|i| i.key)
+    }
+
+    fn take_slot(&mut self, slot: u32) -> Option<Item> {
+        let item = self.slots.get_mut(slot as usize).and_then(Option::take);
+        self.free.push(slot);
+        item
     }
 
     fn remove(&mut self, key: Key) {
-        if let Some(item) = self.items.remove(&key) {
-            if let Some(n) = &item.name {
-                self.by_name.remove(n);
+        if let Some(slot) = self.items.remove(&key) {
+            if let Some(item) = self.take_slot(slot) {
+                if let Some(n) = &item.name {
+                    self.by_name.remove(&**n);
+                }
+                self.finished.extend(item.notify);
             }
-            self.finished.extend(item.notify);
         }
+        self.after_change();
+    }
+
+    /// Ids restart once the queue is empty (as Go's); the slab shrinks with it.
+    fn after_change(&mut self) {
         if self.items.is_empty() {
             self.last_id = 0;
+            self.slots.clear();
+            self.free.clear();
         }
     }
 
     /// Takes messages for one packet: each costs `overhead` bytes plus its length, and together
     /// they fit in `limit` bytes. `num_nodes` sets the transmit limit.
     pub fn get_broadcasts(&mut self, overhead: usize, limit: usize, num_nodes: usize) -> Vec<Vec<u8>> {
+        self.get_broadcasts_shared(overhead, limit, num_nodes).iter().map(|m| m.to_vec()).collect()
+    }
+
+    /// [`get_broadcasts`](Self::get_broadcasts) without copying: the messages stay shared with
+    /// the queue.
+    pub fn get_broadcasts_shared(&mut self, overhead: usize, limit: usize, num_nodes: usize) -> Vec<Arc<[u8]>> {
         let transmit_limit = retransmit_limit(self.retransmit_mult, num_nodes);
         let (Some(min_tr), Some(max_tr)) =
-            (self.items.keys().next().map(|k| k.0), self.items.keys().last().map(|k| k.0))
+            (self.items.keys().next().map(|k| k.0), self.items.keys().next_back().map(|k| k.0))
         else {
             return Vec::new();
         };
         let mut used = 0usize;
         let mut out = Vec::new();
-        let mut reinsert = Vec::new();
+        let mut reinsert: Vec<(Key, u32)> = Vec::new();
         let mut transmits = min_tr;
         while transmits <= max_tr {
             let Some(free) = limit.checked_sub(used + overhead).filter(|f| *f > 0) else {
@@ -104,31 +170,32 @@ impl TransmitLimitedQueue {
             // The first key at or after (transmits, len = free) is the largest message that fits.
             let start = (transmits, Reverse(free), Reverse(u64::MAX));
             let end = (transmits + 1, Reverse(usize::MAX), Reverse(u64::MAX));
-            let Some(key) = self.items.range(start..end).next().map(|(k, _)| *k) else {
+            let Some((&key, &slot)) = self.items.range(start..end).next() else {
                 transmits += 1;
                 continue;
             };
-            let Some(item) = self.items.remove(&key) else { break };
+            self.items.remove(&key);
+            let Some(item) = self.slots.get(slot as usize).and_then(Option::as_ref) else { break };
             used += overhead + item.msg.len();
             out.push(item.msg.clone());
             if key.0 + 1 >= transmit_limit {
-                if let Some(n) = &item.name {
-                    self.by_name.remove(n);
+                if let Some(item) = self.take_slot(slot) {
+                    if let Some(n) = &item.name {
+                        self.by_name.remove(&**n);
+                    }
+                    self.finished.extend(item.notify);
                 }
-                self.finished.extend(item.notify);
             } else {
-                reinsert.push(((key.0 + 1, key.1, key.2), item));
+                reinsert.push(((key.0 + 1, key.1, key.2), slot));
             }
         }
-        for (key, item) in reinsert {
-            if let Some(slot) = item.name.as_ref().and_then(|n| self.by_name.get_mut(n)) {
-                *slot = key;
+        for (key, slot) in reinsert {
+            if let Some(item) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
+                item.key = key;
             }
-            self.items.insert(key, item);
+            self.items.insert(key, slot);
         }
-        if self.items.is_empty() {
-            self.last_id = 0;
-        }
+        self.after_change();
         out
     }
 
@@ -145,7 +212,7 @@ impl TransmitLimitedQueue {
     /// Drops the most-transmitted messages until at most `max_retain` remain.
     pub fn prune(&mut self, max_retain: usize) {
         while self.items.len() > max_retain {
-            let Some(key) = self.items.keys().last().copied() else { break };
+            let Some(key) = self.items.keys().next_back().copied() else { break };
             self.remove(key);
         }
     }

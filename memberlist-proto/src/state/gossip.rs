@@ -32,10 +32,10 @@ impl Endpoint {
                 return;
             }
             let crc = crc_for_peer(Some(node.vsn.pmax));
-            let bodies = if msgs.len() == 1 {
-                msgs
+            let bodies = if let [only] = msgs.as_slice() {
+                vec![only.to_vec()]
             } else {
-                let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+                let refs: Vec<&[u8]> = msgs.iter().map(|m| &**m).collect();
                 match encode_compounds(&refs) {
                     Ok(c) => c,
                     Err(_) => continue,

@@ -6,7 +6,6 @@
 //! (randomized round-robin). Lookups by name go through an index that is never iterated, so
 //! nothing observable depends on hash order.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::ops::Deref;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use std::time::Duration;
 
 use rand_core::Rng;
 
+use super::name_hash::{name_map, NameMap};
 use crate::node::{NodeState, Vsn};
 use crate::time::Instant;
 
@@ -146,16 +146,28 @@ pub fn shuffle<T>(rng: &mut impl Rng, items: &mut [T]) {
 }
 
 /// The table.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Members {
     nodes: Vec<NodeEntry>,
-    index: HashMap<Arc<str>, usize>,
+    index: NameMap<Arc<str>, usize>,
+}
+
+impl Default for Members {
+    fn default() -> Self {
+        Members::with_hash_seed(0)
+    }
 }
 
 impl Members {
     /// An empty table.
     pub fn new() -> Self {
         Members::default()
+    }
+
+    /// An empty table whose name index hashes with `seed` (see
+    /// [`name_hash`](super::name_hash)).
+    pub fn with_hash_seed(seed: u64) -> Self {
+        Members { nodes: Vec::new(), index: name_map(seed) }
     }
 
     /// Number of entries of every state (Go's `estNumNodes`).

@@ -12,6 +12,7 @@
 //! | [`awareness`] | Lifeguard local health |
 //! | [`broadcast`] | the transmit-limited broadcast queue |
 //! | [`fixed_log`] | integer logarithms for the timeout formulas |
+//! | [`name_hash`] | the keyed hash of the name indexes |
 //! | [`stats`] | counters |
 
 pub mod app_state;
@@ -20,6 +21,7 @@ pub mod broadcast;
 pub mod fixed_log;
 mod gossip;
 pub mod members;
+pub mod name_hash;
 pub(crate) mod probe;
 pub(crate) mod pushpull;
 mod rules;

@@ -46,22 +46,21 @@ impl BitWriter {
     }
 }
 
-/// The encoder's string table as a trie: every code's children are a linked list of the codes
-/// that extend it by one byte. Codes are below 4096, so masking an index with `CODE_MASK` keeps
-/// it in bounds without changing it.
-struct Trie {
-    first_child: [u16; 4096],
-    next_sibling: [u16; 4096],
-    suffix: [u8; 4096],
+/// The encoder's string table: an open-addressing hash table from (prefix code, next byte) to
+/// code. A slot holds `key << 12 | code` with `key = prefix << 8 | byte` (20 bits); 0 is empty
+/// (codes start at 258). The table is sized to the input — at least twice the number of codes
+/// the input can create — so that a packet of 1 KiB works in an 8 KiB table that stays in the
+/// L1 cache, and a reset clears only that much.
+struct Table {
+    slots: Vec<u32>,
+    mask: usize,
 }
 
-const NO_CODE: u16 = u16::MAX;
-const CODE_MASK: u16 = 0x0fff;
-
+/// Enough slots for the 4096 codes of a full table at half load.
+const MAX_SLOTS: usize = 8192;
 thread_local! {
-    /// One table per thread, reused: clearing it touches only the 258 literal entries, where a
-    /// fresh table would cost a 20 KiB fill on every packet.
-    static TRIE: RefCell<Option<Box<Trie>>> = const { RefCell::new(None) };
+    /// One table per thread, reused across packets.
+    static TABLE: RefCell<Option<Table>> = const { RefCell::new(None) };
     /// The decoder's table, reused the same way (entries are always written before they are
     /// read, so it needs no clearing).
     static DECODER: RefCell<Option<Box<DecoderTables>>> = const { RefCell::new(None) };
@@ -75,52 +74,69 @@ struct DecoderTables {
     len: [u16; 4096],
 }
 
-impl Trie {
-    fn new() -> Box<Self> {
-        Box::new(Trie { first_child: [NO_CODE; 4096], next_sibling: [NO_CODE; 4096], suffix: [0; 4096] })
+impl Table {
+    fn new() -> Self {
+        Table { slots: vec![0; MAX_SLOTS], mask: MAX_SLOTS - 1 }
     }
 
-    /// Forgets every multi-byte string; the literal codes keep no children.
+    /// Sizes the table for `input_len` bytes and forgets every string.
+    fn prepare(&mut self, input_len: usize) {
+        let slots = (input_len.min(4096) * 2).next_power_of_two().clamp(512, MAX_SLOTS);
+        self.mask = slots - 1;
+        self.clear();
+    }
+
+    /// Forgets every string.
     fn clear(&mut self) {
-        for c in self.first_child.iter_mut().take(usize::from(EOF) + 1) {
-            *c = NO_CODE;
+        if let Some(used) = self.slots.get_mut(..=self.mask) {
+            used.fill(0);
         }
     }
 
-    #[allow(clippy::indexing_slicing)] // indices are masked to 0..4096
+    /// Fibonacci hashing of the 20-bit key, then linear probing.
+    fn home(&self, key: u32) -> usize {
+        (key.wrapping_mul(0x9e37_79b1) >> 16) as usize & self.mask
+    }
+
+    #[allow(clippy::indexing_slicing)] // indices are masked to the table size
     fn find(&self, prefix: u16, byte: u8) -> Option<u16> {
-        let mut c = self.first_child[usize::from(prefix & CODE_MASK)];
-        while c != NO_CODE {
-            let i = usize::from(c & CODE_MASK);
-            if self.suffix[i] == byte {
-                return Some(c);
+        let key = u32::from(prefix) << 8 | u32::from(byte);
+        let mut i = self.home(key);
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                return None;
             }
-            c = self.next_sibling[i];
+            if slot >> 12 == key {
+                return Some((slot & 0xfff) as u16);
+            }
+            i = (i + 1) & self.mask;
         }
-        None
     }
 
-    #[allow(clippy::indexing_slicing)] // indices are masked to 0..4096
+    #[allow(clippy::indexing_slicing)] // indices are masked to the table size
     fn insert(&mut self, prefix: u16, byte: u8, code: u16) {
-        let (p, i) = (usize::from(prefix & CODE_MASK), usize::from(code & CODE_MASK));
-        self.suffix[i] = byte;
-        self.first_child[i] = NO_CODE;
-        self.next_sibling[i] = self.first_child[p];
-        self.first_child[p] = code;
+        let key = u32::from(prefix) << 8 | u32::from(byte);
+        let mut i = self.home(key);
+        // Fewer codes than half the slots are ever live, so a free slot is always found.
+        while self.slots[i] != 0 {
+            i = (i + 1) & self.mask;
+        }
+        self.slots[i] = key << 12 | u32::from(code & 0xfff);
     }
 }
 
 /// Compresses `data` exactly as Go's `lzw.NewWriter(w, lzw.LSB, 8)` does.
 pub fn compress(data: &[u8]) -> Vec<u8> {
-    TRIE.with(|cell| {
+    TABLE.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let table = slot.get_or_insert_with(Trie::new);
-        table.clear();
+        let table = slot.get_or_insert_with(Table::new);
+        table.prepare(data.len());
         compress_with(data, table)
     })
 }
 
-fn compress_with(data: &[u8], table: &mut Trie) -> Vec<u8> {
+fn compress_with(data: &[u8], table: &mut Table) -> Vec<u8> {
     let mut w = BitWriter { out: Vec::with_capacity(data.len() / 2 + 4), bits: 0, n_bits: 0 };
     let mut width = LIT_WIDTH + 1;
     // `hi` is the last assigned code; `overflow` the value at which the width grows.

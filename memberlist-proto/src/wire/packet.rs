@@ -314,13 +314,13 @@ pub fn assemble_gossip(
 
 /// Puts `msg` and the piggybacked `extras` into one packet body: `msg` alone when there are no
 /// extras, else a compound of all of them.
-pub fn with_piggyback(msg: Vec<u8>, extras: &[Vec<u8>]) -> Result<Vec<u8>, EncodeError> {
+pub fn with_piggyback<B: AsRef<[u8]>>(msg: Vec<u8>, extras: &[B]) -> Result<Vec<u8>, EncodeError> {
     if extras.is_empty() {
         return Ok(msg);
     }
     let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + extras.len());
     parts.push(&msg);
-    parts.extend(extras.iter().map(Vec::as_slice));
+    parts.extend(extras.iter().map(AsRef::as_ref));
     encode_compound(&parts)
 }
 
