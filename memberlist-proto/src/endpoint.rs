@@ -339,6 +339,7 @@ impl Endpoint {
     /// decoding off the protocol task. [`handle_packet`](Self::handle_packet) does all of that
     /// itself.
     pub fn handle_message(&mut self, from: SocketAddr, msg: Message, now: Instant) {
+        self.stats.messages_received += 1;
         self.realign_idle_gossip(now);
         match msg {
             Message::Ping(p) => self.handle_ping(from, p, now),

@@ -12,6 +12,7 @@
 //! * [`summary`] — the report a run prints.
 
 pub mod network;
+mod node;
 pub mod record;
 pub mod scenario;
 pub mod sim;

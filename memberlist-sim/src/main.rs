@@ -32,6 +32,10 @@ struct Args {
     /// paper's and the SWIM baseline's 5).
     #[arg(long)]
     alpha: Option<usize>,
+    /// Threads to run the nodes on (default: the machine's cores); the trace hash does not
+    /// depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
     /// Print progress to stderr.
     #[arg(long)]
     progress: bool,
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
     let (sim, outcomes) = scenario::run_with(
         &sc,
         args.seed,
+        args.threads.unwrap_or_else(scenario::default_threads),
         move |cfg| {
             if swim {
                 memberlist_sim::scenario::swim_baseline(cfg);

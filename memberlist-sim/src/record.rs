@@ -1,8 +1,9 @@
 //! What a run produces: the trace hash, the timeline, and the measurements the summary reports.
 //!
-//! The trace hash is FNV-1a (64 bit) over every delivered datagram (time, endpoints, bytes) and
-//! every membership event (time, observer, kind, subject, state, incarnation), in order. Two runs
-//! with the same seed and scenario must print the same hash.
+//! The trace hash is FNV-1a (64 bit) over every delivered datagram (time, endpoints, length and
+//! a 64-bit digest of its bytes) and every membership event (time, observer, kind, subject,
+//! state, incarnation), in the engine's merge order. Two runs with the same seed and scenario
+//! must print the same hash, whatever the number of threads.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -38,6 +39,24 @@ impl TraceHash {
     pub fn value(&self) -> u64 {
         self.0
     }
+}
+
+/// A digest of a datagram's bytes, computed where the datagram is delivered (on any thread):
+/// 8 bytes at a time, each word mixed in with a multiply and a rotate, the length last. Not
+/// cryptographic; stable across machines (little-endian words, wrapping integer math).
+pub fn digest(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h: u64 = 0x243f_6a88_85a3_08d3;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = (h ^ u64::from_le_bytes(b)).wrapping_mul(K).rotate_left(31);
+    }
+    let mut tail = [0u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K).rotate_left(31);
+    (h ^ bytes.len() as u64).wrapping_mul(K)
 }
 
 /// What happened to one crashed node.
@@ -123,13 +142,13 @@ fn kind_code(e: &Event) -> u8 {
 }
 
 impl Recorder {
-    /// Records one delivered datagram.
-    pub fn packet(&mut self, at: Instant, from: usize, to: usize, bytes: &[u8]) {
+    /// Records one delivered datagram of `len` bytes whose [`digest`] is `digest`.
+    pub fn packet(&mut self, at: Instant, from: usize, to: usize, len: usize, digest: u64) {
         self.packets += 1;
-        self.bytes += bytes.len() as u64;
+        self.bytes += len as u64;
         self.hash.write_u64(at.as_nanos());
         self.hash.write_u64((from as u64) << 32 | to as u64);
-        self.hash.write(bytes);
+        self.hash.write_u64(digest);
     }
 
     /// Records one event at `observer`; `running(i)` tells whether node i is up, `healthy(i)`

@@ -325,21 +325,29 @@ fn pick_except(
     picked
 }
 
-/// Runs `scenario` on a fresh simulator seeded with `seed`; `configure` adjusts every node's
-/// configuration and `progress` hears a short description before each step.
+/// The number of threads a run uses unless told otherwise: the machine's cores.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
+/// Runs `scenario` on a fresh simulator seeded with `seed`, on [`default_threads`] threads;
+/// `configure` adjusts every node's configuration and `progress` hears a short description
+/// before each step.
 pub fn run(
     scenario: &Scenario,
     seed: u64,
     configure: impl Fn(&mut Config),
     progress: impl FnMut(&Sim, &str),
 ) -> (Sim, Vec<(Step, Outcome)>) {
-    run_with(scenario, seed, configure, progress, None)
+    run_with(scenario, seed, default_threads(), configure, progress, None)
 }
 
-/// [`run`], writing the timeline of membership events as JSON lines to `timeline`.
+/// [`run`] on `threads` threads (the result does not depend on it), writing the timeline of
+/// membership events as JSON lines to `timeline`.
 pub fn run_with(
     scenario: &Scenario,
     seed: u64,
+    threads: usize,
     configure: impl Fn(&mut Config),
     mut progress: impl FnMut(&Sim, &str),
     timeline: Option<Box<dyn std::io::Write>>,
@@ -347,6 +355,7 @@ pub fn run_with(
     let mut cfg = scenario.config();
     configure(&mut cfg);
     let mut sim = Sim::new(seed, NetworkModel::lan(scenario.nodes));
+    sim.set_threads(threads);
     sim.rec.timeline = timeline;
     let mut rng = ChaCha8Rng::seed_from_u64(splitmix64(seed ^ 0x5ce7_a210));
     let mut outcomes = Vec::new();

@@ -1,22 +1,27 @@
-//! The discrete-event engine: many `memberlist_proto::Endpoint`s, one virtual clock, one event
-//! queue, one network RNG.
+//! The discrete-event engine: many `memberlist_proto::Endpoint`s on one virtual clock.
 //!
-//! Everything that happens is an item in a priority queue ordered by (time, sequence number):
-//! datagram and stream deliveries, node wake-ups for protocol timers, delayed processing of
-//! slow nodes. Items at the same time run in the order they were scheduled. Nodes never run
-//! concurrently, so a run is a pure function of the seed and the scenario.
+//! Time advances in conservative windows. A window starts at the earliest pending item `T` and
+//! ends at `T + L`, where `L` is the network model's minimum latency: nothing a node sends
+//! during the window can reach another node before the window ends, so the nodes with items
+//! in the window are independent of each other and run in any order, on any number of threads
+//! ([`node`](crate::node) holds what one node does). Their outputs are then merged in node
+//! order — deliveries into the targets' queues, measurements into the recorder sorted by
+//! (time, node) — so a run is a pure function of the seed and the scenario, identical with one
+//! thread or several.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use memberlist_proto::state::members::{ip_to_bytes, NodeEntry};
-use memberlist_proto::{Config, Endpoint, Event, Instant, StreamAction, StreamId};
+use memberlist_proto::{Config, Endpoint, Event, Instant};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::network::NetworkModel;
+use crate::node::{Ctx, Item, Rec, Scheduled, SimNode};
 use crate::record::{CrashRecord, Recorder};
 
 /// SplitMix64, to derive independent seeds from one.
@@ -38,112 +43,61 @@ pub fn node_name(i: usize) -> String {
     format!("node-{i}")
 }
 
-#[derive(Debug)]
-enum Item {
-    Packet {
-        to: usize,
-        from: usize,
-        bytes: Vec<u8>,
-    },
-    StreamData {
-        to: usize,
-        gen: u32,
-        id: StreamId,
-        bytes: Vec<u8>,
-    },
-    StreamClosed {
-        to: usize,
-        gen: u32,
-        id: StreamId,
-    },
-    StreamFailed {
-        to: usize,
-        gen: u32,
-        id: StreamId,
-    },
-    Wake {
-        node: usize,
-        gen: u32,
-    },
-    /// An item a slow node has already spent its processing time on.
-    Ready(Box<Item>),
+/// Below this many pending items a window runs on the calling thread alone: handing nodes to
+/// another thread costs more than it saves.
+const PARALLEL_MIN_ITEMS: usize = 6;
+
+/// What the nodes of a window read and nobody changes while windows run.
+struct Shared {
+    net: NetworkModel,
+    by_addr: HashMap<SocketAddr, usize>,
+    up: Arc<Vec<Option<u32>>>,
 }
 
-impl Item {
-    fn target(&self) -> usize {
-        match self {
-            Item::Packet { to, .. }
-            | Item::StreamData { to, .. }
-            | Item::StreamClosed { to, .. }
-            | Item::StreamFailed { to, .. } => *to,
-            Item::Wake { node, .. } => *node,
-            Item::Ready(inner) => inner.target(),
-        }
+impl Shared {
+    fn ctx(&self, window: u64) -> Ctx<'_> {
+        Ctx { net: &self.net, by_addr: &self.by_addr, up: &self.up, window }
     }
 }
 
-#[derive(Debug)]
-struct Scheduled {
-    at: Instant,
-    seq: u64,
-    item: Item,
+/// Nodes handed between threads, boxed so that a hand-over moves pointers, not endpoints.
+#[allow(clippy::vec_box)]
+type Batch = Vec<Box<SimNode>>;
+
+/// A share of a window's nodes for a worker thread.
+struct Job {
+    nodes: Batch,
+    end: Instant,
+    window: u64,
 }
 
-impl PartialEq for Scheduled {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
+/// The worker threads of one `run_until` call.
+struct Workers<'a> {
+    jobs: Vec<mpsc::Sender<Job>>,
+    done: &'a mpsc::Receiver<Batch>,
 }
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
-/// One simulated node.
-struct SimNode {
-    ep: Option<Endpoint>,
-    cfg: Config,
-    gen: u32,
-    wake_at: Option<Instant>,
-    paused_until: Option<Instant>,
-    /// During the pause only what the node receives waits; its timers keep firing (the
-    /// Lifeguard paper's "slow message processing"). Otherwise timers wait too (a stopped
-    /// process).
-    timers_run: bool,
-    backlog: VecDeque<Item>,
-    /// Extra processing time per datagram (the "slow" fault).
-    cost: Duration,
-    /// Was ever paused or slowed: its false deaths are not counted against healthy nodes.
-    anomalous: bool,
-    busy_until: Instant,
-}
-
-/// One end of a simulated stream: (node, its generation, its stream id).
-type StreamEnd = (usize, u32, StreamId);
 
 /// The simulator.
 pub struct Sim {
     now: Instant,
-    /// Nodes with a pause in force, so that resuming does not scan every node on every event.
-    paused: std::collections::BTreeSet<usize>,
     seed: u64,
-    nodes: Vec<SimNode>,
+    /// Every node ever added, by index; a node is taken out only while a window runs it.
+    nodes: Vec<Option<Box<SimNode>>>,
+    /// Per node: its generation while it runs, `None` while it is crashed (shared with the
+    /// windows' threads while they run, changed only between windows).
+    up: Arc<Vec<Option<u32>>>,
+    live: usize,
     by_addr: HashMap<SocketAddr, usize>,
     /// The network model; change it between `run_*` calls.
     pub net: NetworkModel,
-    net_rng: ChaCha8Rng,
-    queue: BinaryHeap<Reverse<Scheduled>>,
-    seq: u64,
-    /// Open streams, both directions: (node, generation, id) → (peer, its generation, its id,
-    /// when the connection handshake completed).
-    links: HashMap<StreamEnd, (usize, u32, StreamId, Instant)>,
+    /// (time, node) for every pending item, possibly repeated; the earliest says where the next
+    /// window starts and which nodes it concerns.
+    agenda: BinaryHeap<Reverse<(Instant, usize)>>,
+    window: u64,
+    merge_seq: u64,
+    threads: usize,
+    /// Messages decoded by endpoints that have since crashed or restarted.
+    retired_messages: u64,
     /// Everything measured so far.
     pub rec: Recorder,
     /// Events seen, kept when `keep_events` is set (for tests).
@@ -154,24 +108,36 @@ pub struct Sim {
 }
 
 impl Sim {
-    /// An empty simulation with `seed`.
+    /// An empty simulation with `seed`, running on one thread.
     pub fn new(seed: u64, net: NetworkModel) -> Self {
         Sim {
             now: Instant::from_nanos(1_000_000_000),
-            paused: std::collections::BTreeSet::new(),
             seed,
             nodes: Vec::new(),
+            up: Arc::new(Vec::new()),
+            live: 0,
             by_addr: HashMap::new(),
             net,
-            net_rng: ChaCha8Rng::seed_from_u64(splitmix64(seed)),
-            queue: BinaryHeap::new(),
-            seq: 0,
-            links: HashMap::new(),
+            agenda: BinaryHeap::new(),
+            window: 0,
+            merge_seq: 0,
+            threads: 1,
+            retired_messages: 0,
             rec: Recorder::default(),
             events: Vec::new(),
             keep_events: false,
             next_sample: Instant::from_nanos(1_000_000_000),
         }
+    }
+
+    /// Runs windows on `n` threads (at least 1). The results do not depend on it.
+    pub fn set_threads(&mut self, n: usize) {
+        self.threads = n.max(1);
+    }
+
+    /// The number of threads windows run on.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// The virtual time.
@@ -189,14 +155,22 @@ impl Sim {
         self.nodes.is_empty()
     }
 
+    fn node(&self, i: usize) -> Option<&SimNode> {
+        self.nodes.get(i).and_then(|n| n.as_deref())
+    }
+
+    fn node_mut(&mut self, i: usize) -> &mut SimNode {
+        self.nodes[i].as_deref_mut().expect("nodes are in place between windows")
+    }
+
     /// Node `i`'s endpoint, if it is running.
     pub fn endpoint(&self, i: usize) -> Option<&Endpoint> {
-        self.nodes.get(i).and_then(|n| n.ep.as_ref())
+        self.node(i).and_then(|n| n.ep.as_ref())
     }
 
     /// Whether node `i` is running (not crashed).
     pub fn running(&self, i: usize) -> bool {
-        self.endpoint(i).is_some()
+        self.up.get(i).is_some_and(Option::is_some)
     }
 
     /// Indices of running nodes.
@@ -209,18 +183,9 @@ impl Sim {
         let i = self.nodes.len();
         self.net.ensure(i);
         self.by_addr.insert(node_addr(i), i);
-        self.nodes.push(SimNode {
-            ep: None,
-            cfg,
-            gen: 0,
-            wake_at: None,
-            paused_until: None,
-            timers_run: false,
-            backlog: VecDeque::new(),
-            cost: Duration::ZERO,
-            anomalous: false,
-            busy_until: Instant::ZERO,
-        });
+        let rng = ChaCha8Rng::seed_from_u64(splitmix64(self.seed ^ 0x6e65_7477_0000_0000 ^ (i as u64) << 20));
+        self.nodes.push(Some(Box::new(SimNode::new(i, cfg, rng))));
+        Arc::make_mut(&mut self.up).push(None);
         self.start(i);
         i
     }
@@ -229,17 +194,36 @@ impl Sim {
         if let Some(view) = self.rec.live_view.get_mut(i) {
             *view = 0;
         }
-        let node = &mut self.nodes[i];
+        let (seed, now) = (self.seed, self.now);
+        let node = self.node_mut(i);
+        let retired = node.ep.take().map_or(0, |ep| ep.stats().messages_received);
         node.gen += 1;
         let mut cfg = node.cfg.clone();
         cfg.name = node_name(i);
-        let seed = splitmix64(self.seed ^ (i as u64) << 20 ^ u64::from(node.gen) << 52);
-        node.ep = Some(Endpoint::new(cfg, node_addr(i), None, Box::new(()), seed, self.now).expect("valid config"));
+        let ep_seed = splitmix64(seed ^ (i as u64) << 20 ^ u64::from(node.gen) << 52);
+        node.ep = Some(Endpoint::new(cfg, node_addr(i), None, Box::new(()), ep_seed, now).expect("valid config"));
         node.wake_at = None;
         node.paused_until = None;
         node.backlog.clear();
-        self.paused.remove(&i);
-        self.after_input(i);
+        node.reset_streams();
+        let gen = node.gen;
+        self.retired_messages += retired;
+        if self.up[i].is_none() {
+            self.live += 1;
+        }
+        Arc::make_mut(&mut self.up)[i] = Some(gen);
+        self.with_node(i, |node, now, ctx| node.after_input(now, ctx));
+    }
+
+    /// Runs `f` on node `i` outside any window (a scenario's action), then merges what it
+    /// produced.
+    fn with_node(&mut self, i: usize, f: impl FnOnce(&mut SimNode, Instant, &Ctx<'_>)) {
+        let mut node = self.nodes[i].take().expect("nodes are in place between windows");
+        let ctx = Ctx { net: &self.net, by_addr: &self.by_addr, up: &self.up, window: self.window };
+        f(&mut node, self.now, &ctx);
+        self.nodes[i] = Some(node);
+        let end = self.now;
+        self.merge(&[i], end);
     }
 
     /// Gives every running node every other running node as an alive member at incarnation 1,
@@ -268,49 +252,60 @@ impl Sim {
             .collect();
         let n = running.len() as i64;
         for &i in &running {
-            if let Some(ep) = self.nodes[i].ep.as_mut() {
-                ep.assume_entries(members.iter().cloned());
-            }
             if let Some(v) = self.rec.live_view.get_mut(i) {
                 *v = n;
             }
-            self.after_input(i);
+            self.with_node(i, |node, now, ctx| {
+                if let Some(ep) = node.ep.as_mut() {
+                    ep.assume_entries(members.iter().cloned());
+                }
+                node.after_input(now, ctx);
+            });
         }
+    }
+
+    /// Runs `f` on node `i`'s endpoint, if it is running, then collects what it produced.
+    fn act(&mut self, i: usize, f: impl FnOnce(&mut Endpoint, Instant)) {
+        self.with_node(i, |node, now, ctx| {
+            if let Some(ep) = node.ep.as_mut() {
+                f(ep, now);
+            }
+            node.after_input(now, ctx);
+        });
     }
 
     /// Makes node `i` join through `seeds`.
     pub fn join(&mut self, i: usize, seeds: &[usize]) {
-        let now = self.now;
         let addrs: Vec<SocketAddr> = seeds.iter().map(|s| node_addr(*s)).collect();
-        if let Some(ep) = self.nodes[i].ep.as_mut() {
+        self.act(i, |ep, now| {
             ep.join(&addrs, now);
-        }
-        self.after_input(i);
+        });
     }
 
     /// Node `i` changes its metadata: an alive with a higher incarnation that every node
     /// re-gossips, the update whose spread [`Recorder::receipts`] watches.
     pub fn update_meta(&mut self, i: usize, meta: Vec<u8>) {
-        let now = self.now;
-        if let Some(ep) = self.nodes[i].ep.as_mut() {
+        self.act(i, |ep, now| {
             let _ = ep.update_meta(Some(meta), now);
-        }
-        self.after_input(i);
+        });
     }
 
     /// Node `i` leaves gracefully.
     pub fn leave(&mut self, i: usize) {
-        let now = self.now;
-        if let Some(ep) = self.nodes[i].ep.as_mut() {
+        self.act(i, |ep, now| {
             ep.leave(now);
-        }
-        self.after_input(i);
+        });
     }
 
     /// Node `i` stops for good, as after kill -9.
     pub fn crash(&mut self, i: usize) {
-        self.nodes[i].ep = None;
-        self.nodes[i].backlog.clear();
+        let node = self.node_mut(i);
+        let retired = node.ep.take().map_or(0, |ep| ep.stats().messages_received);
+        node.backlog.clear();
+        self.retired_messages += retired;
+        if Arc::make_mut(&mut self.up)[i].take().is_some() {
+            self.live -= 1;
+        }
         self.rec.crashes.insert(i, CrashRecord { at: Some(self.now), ..CrashRecord::default() });
     }
 
@@ -320,7 +315,7 @@ impl Sim {
     /// about a healthy member.
     pub fn restart(&mut self, i: usize, seeds: &[usize]) {
         self.rec.crashes.remove(&i);
-        self.nodes[i].anomalous = true;
+        self.node_mut(i).anomalous = true;
         self.start(i);
         self.join(i, seeds);
     }
@@ -339,44 +334,188 @@ impl Sim {
     }
 
     fn hold(&mut self, i: usize, d: Duration, timers_run: bool) {
-        let node = &mut self.nodes[i];
         let until = self.now + d;
-        node.paused_until = Some(node.paused_until.map_or(until, |t| t.max(until)));
+        let window = self.window;
+        let node = self.node_mut(i);
+        let until = node.paused_until.map_or(until, |t| t.max(until));
+        node.paused_until = Some(until);
         node.timers_run = timers_run;
         node.anomalous = true;
-        self.paused.insert(i);
+        node.push_local(until, Item::Resume, window);
+        self.agenda.push(Reverse((until, i)));
     }
 
     /// Everything node `i` receives costs it `cost` of processing time (zero to heal).
     pub fn set_slow(&mut self, i: usize, cost: Duration) {
-        self.nodes[i].cost = cost;
-        self.nodes[i].anomalous |= !cost.is_zero();
+        let node = self.node_mut(i);
+        node.cost = cost;
+        node.anomalous |= !cost.is_zero();
     }
 
     /// Whether node `i` was never paused nor slowed.
     pub fn healthy(&self, i: usize) -> bool {
-        self.nodes.get(i).is_some_and(|n| !n.anomalous)
+        self.node(i).is_some_and(|n| !n.anomalous)
     }
 
-    fn schedule(&mut self, at: Instant, item: Item) {
-        self.seq += 1;
-        self.queue.push(Reverse(Scheduled { at, seq: self.seq, item }));
-    }
-
-    /// Runs until virtual time `until`.
+    /// Runs until virtual time `until` (items at `until` included).
     pub fn run_until(&mut self, until: Instant) {
-        loop {
-            self.resume_due(until);
-            let Some(Reverse(next)) = self.queue.peek() else { break };
-            if next.at > until {
+        // What the windows only read moves out of `self` for the duration, so that worker
+        // threads can borrow it while the merge changes the rest.
+        let shared = Shared {
+            net: std::mem::replace(&mut self.net, NetworkModel::lan(0)),
+            by_addr: std::mem::take(&mut self.by_addr),
+            up: Arc::clone(&self.up),
+        };
+        if self.threads > 1 {
+            let (done_tx, done) = mpsc::channel::<Batch>();
+            std::thread::scope(|s| {
+                let mut jobs = Vec::new();
+                for _ in 1..self.threads {
+                    let (tx, rx) = mpsc::channel::<Job>();
+                    let done_tx = done_tx.clone();
+                    let shared = &shared;
+                    s.spawn(move || {
+                        for mut job in rx {
+                            let ctx = shared.ctx(job.window);
+                            for n in &mut job.nodes {
+                                n.run_window(job.end, &ctx);
+                            }
+                            if done_tx.send(job.nodes).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    jobs.push(tx);
+                }
+                self.windows(until, &shared, Some(&Workers { jobs, done: &done }));
+            });
+        } else {
+            self.windows(until, &shared, None);
+        }
+        self.net = shared.net;
+        self.by_addr = shared.by_addr;
+        self.now = self.now.max(until);
+    }
+
+    fn windows(&mut self, until: Instant, shared: &Shared, workers: Option<&Workers<'_>>) {
+        let limit = until + Duration::from_nanos(1);
+        let width = shared.net.latency.max(Duration::from_nanos(1));
+        let mut active = Vec::new();
+        while let Some(&Reverse((start, _))) = self.agenda.peek() {
+            if start > until {
                 break;
             }
-            let Some(Reverse(s)) = self.queue.pop() else { break };
-            self.now = self.now.max(s.at);
+            self.now = self.now.max(start);
             self.sample_awareness();
-            self.dispatch(s.item);
+            let end = (start + width).min(limit);
+            self.window += 1;
+            active.clear();
+            while let Some(&Reverse((at, i))) = self.agenda.peek() {
+                if at >= end {
+                    break;
+                }
+                self.agenda.pop();
+                let window = self.window;
+                let node = self.node_mut(i);
+                if node.picked_in != Some(window) {
+                    node.picked_in = Some(window);
+                    active.push(i);
+                }
+            }
+            active.sort_unstable();
+            self.run_window(&active, end, shared, workers);
+            self.merge(&active, end);
         }
-        self.now = self.now.max(until);
+    }
+
+    /// Runs the nodes of one window, sharing them out over the workers by their number of
+    /// pending items (largest first, each to the least loaded thread).
+    fn run_window(&mut self, active: &[usize], end: Instant, shared: &Shared, workers: Option<&Workers<'_>>) {
+        let ctx = shared.ctx(self.window);
+        let workers = workers.filter(|_| active.len() > 1);
+        let Some(workers) = workers else {
+            for &i in active {
+                self.node_mut(i).run_window(end, &ctx);
+            }
+            return;
+        };
+        let mut costs: Vec<(usize, usize)> =
+            active.iter().map(|&i| (self.node_mut(i).pending_before(end), i)).collect();
+        if costs.iter().map(|c| c.0).sum::<usize>() < PARALLEL_MIN_ITEMS {
+            for &i in active {
+                self.node_mut(i).run_window(end, &ctx);
+            }
+            return;
+        }
+        costs.sort_unstable_by(|a, b| b.cmp(a));
+        let threads = workers.jobs.len() + 1;
+        let mut load = vec![0usize; threads];
+        let mut shares: Vec<Vec<usize>> = vec![Vec::new(); threads];
+        for (cost, i) in costs {
+            let t = (0..threads).min_by_key(|&t| load[t]).unwrap_or(0);
+            load[t] += cost.max(1);
+            shares[t].push(i);
+        }
+        let mut sent = 0;
+        for (t, share) in shares.iter().enumerate().skip(1) {
+            if share.is_empty() {
+                continue;
+            }
+            let nodes = share.iter().map(|&i| self.nodes[i].take().expect("node in place")).collect();
+            if workers.jobs[t - 1].send(Job { nodes, end, window: self.window }).is_ok() {
+                sent += 1;
+            }
+        }
+        for &i in &shares[0] {
+            self.node_mut(i).run_window(end, &ctx);
+        }
+        for _ in 0..sent {
+            let nodes = workers.done.recv().expect("a worker thread panicked");
+            for n in nodes {
+                let i = n.index;
+                self.nodes[i] = Some(n);
+            }
+        }
+    }
+
+    /// Merges what the nodes in `active` (in index order) produced: deliveries go into their
+    /// targets' queues, no earlier than `end`; measurements go to the recorder in (time, node)
+    /// order.
+    fn merge(&mut self, active: &[usize], end: Instant) {
+        let mut records: Vec<(Instant, usize, usize, Rec)> = Vec::new();
+        let class = 2 * self.window + 1;
+        for &i in active {
+            let node = self.node_mut(i);
+            let mut out = std::mem::take(&mut node.out);
+            let log = std::mem::take(&mut node.log);
+            if let Some(t) = node.next_at() {
+                self.agenda.push(Reverse((t, i)));
+            }
+            for o in out.drain(..) {
+                let at = o.at.max(end);
+                self.merge_seq += 1;
+                let seq = (class, self.merge_seq);
+                if let Some(target) = self.nodes.get_mut(o.to).and_then(|n| n.as_deref_mut()) {
+                    target.inbox.push(Reverse(Scheduled { at, seq, item: o.item }));
+                    self.agenda.push(Reverse((at, o.to)));
+                }
+            }
+            self.node_mut(i).out = out;
+            records.extend(log.into_iter().enumerate().map(|(k, r)| (rec_time(&r), i, k, r)));
+        }
+        records.sort_by_key(|r| (r.0, r.1, r.2));
+        for (at, i, _, r) in records {
+            match r {
+                Rec::Packet { from, len, digest, .. } => self.rec.packet(at, from, i, len, digest),
+                Rec::Lost => self.rec.lost += 1,
+                Rec::Event { event, .. } => {
+                    self.record_event(at, i, &event);
+                    if self.keep_events {
+                        self.events.push((at, i, event));
+                    }
+                }
+            }
+        }
     }
 
     /// Runs for `d` of virtual time.
@@ -403,7 +542,8 @@ impl Sim {
             return;
         }
         self.next_sample = self.now + Duration::from_secs(1);
-        let scores: Vec<u32> = self.nodes.iter().filter_map(|n| n.ep.as_ref()).map(Endpoint::health_score).collect();
+        let scores: Vec<u32> =
+            self.nodes.iter().filter_map(|n| n.as_ref()?.ep.as_ref()).map(Endpoint::health_score).collect();
         if scores.is_empty() {
             return;
         }
@@ -412,210 +552,20 @@ impl Sim {
         self.rec.awareness.push((self.now, mean, max));
     }
 
-    /// Resumes paused nodes whose pause ends by `until`, in index order.
-    fn resume_due(&mut self, until: Instant) {
-        let next_item = self.queue.peek().map(|Reverse(s)| s.at).unwrap_or(until);
-        let horizon = next_item.min(until);
-        let due: Vec<(usize, Instant)> = self
-            .paused
-            .iter()
-            .filter_map(|&i| self.nodes[i].paused_until.filter(|t| *t <= horizon).map(|t| (i, t)))
-            .collect();
-        for (i, t) in due {
-            self.now = self.now.max(t);
-            self.nodes[i].paused_until = None;
-            self.paused.remove(&i);
-            // Like a process coming back from a stall: its overdue timers fire before it gets
-            // to the datagrams that queued up meanwhile, so its probes time out although their
-            // acks are waiting (the failure Lifeguard is designed for).
-            if !self.nodes[i].timers_run {
-                let now = self.now;
-                if let Some(ep) = self.nodes[i].ep.as_mut() {
-                    ep.handle_timeout(now);
-                }
-                self.after_input(i);
-            }
-            let backlog: Vec<Item> = self.nodes[i].backlog.drain(..).collect();
-            for item in backlog {
-                self.dispatch(item);
-            }
-        }
-    }
-
-    fn dispatch(&mut self, item: Item) {
-        let (item, paid) = match item {
-            Item::Ready(inner) => (*inner, true),
-            other => (other, false),
-        };
-        let to = item.target();
-        let Some(node) = self.nodes.get_mut(to) else { return };
-        if node.ep.is_none() {
-            return;
-        }
-        match &item {
-            _ if node.paused_until.is_none() => {}
-            // The wake-up is not lost: the resume runs the overdue timers and schedules the
-            // next wake-up, which must not be held back by this one.
-            Item::Wake { .. } if !node.timers_run => {
-                node.wake_at = None;
-                return;
-            }
-            Item::Wake { .. } => {}
-            _ => {
-                node.backlog.push_back(item);
-                return;
-            }
-        }
-        let now = self.now;
-        // A slow node spends `cost` on everything it receives (datagrams and stream traffic):
-        // what arrives while it is busy waits its turn.
-        if !paid && !matches!(item, Item::Wake { .. }) && !node.cost.is_zero() {
-            if node.busy_until > now {
-                let at = node.busy_until;
-                node.busy_until = at + node.cost;
-                self.schedule(at, Item::Ready(Box::new(item)));
-                return;
-            }
-            node.busy_until = now + node.cost;
-        }
-        let gen = node.gen;
-        let Some(ep) = node.ep.as_mut() else { return };
-        match item {
-            Item::Packet { from, bytes, .. } => {
-                self.rec.packet(now, from, to, &bytes);
-                ep.handle_packet(node_addr(from), &bytes, now);
-            }
-            Item::StreamData { gen: g, id, bytes, .. } if g == gen => ep.handle_stream_data(id, &bytes, now),
-            Item::StreamClosed { gen: g, id, .. } if g == gen => ep.handle_stream_closed(id, now),
-            Item::StreamFailed { gen: g, id, .. } if g == gen => ep.handle_stream_error(id, "connection refused", now),
-            Item::Wake { gen: g, .. } if g == gen => {
-                node.wake_at = None;
-                ep.handle_timeout(now);
-            }
-            Item::Ready(_) => unreachable!("unwrapped above"),
-            _ => return,
-        }
-        self.after_input(to);
-    }
-
-    /// Collects everything node `i` wants done, then schedules its next wake-up.
-    fn after_input(&mut self, i: usize) {
-        loop {
-            let mut progressed = false;
-            let now = self.now;
-            let gen = self.nodes[i].gen;
-            let mut transmits = Vec::new();
-            let mut actions = Vec::new();
-            let mut events = Vec::new();
-            {
-                let Some(ep) = self.nodes[i].ep.as_mut() else { return };
-                while let Some(t) = ep.poll_transmit() {
-                    transmits.push(t);
-                }
-                while let Some(a) = ep.poll_stream() {
-                    actions.push(a);
-                }
-                while let Some(e) = ep.poll_event() {
-                    events.push(e);
-                }
-            }
-            for t in transmits {
-                progressed = true;
-                let Some(&to) = self.by_addr.get(&t.to) else { continue };
-                match self.net.datagram(i, to, &mut self.net_rng) {
-                    Some(latency) => self.schedule(now + latency, Item::Packet { to, from: i, bytes: t.bytes }),
-                    None => self.rec.lost += 1,
-                }
-            }
-            for a in actions {
-                progressed = true;
-                self.stream_action(i, gen, a);
-            }
-            for e in events {
-                self.record_event(i, &e);
-                if self.keep_events {
-                    self.events.push((now, i, e));
-                }
-            }
-            if !progressed {
-                break;
-            }
-        }
-        let next = self.nodes[i].ep.as_ref().and_then(Endpoint::poll_timeout);
-        if let Some(t) = next {
-            let node = &mut self.nodes[i];
-            if node.wake_at.is_none_or(|w| t < w) {
-                node.wake_at = Some(t);
-                let gen = node.gen;
-                self.schedule(t.max(self.now), Item::Wake { node: i, gen });
-            }
-        }
-    }
-
-    fn record_event(&mut self, observer: usize, e: &Event) {
-        let now = self.now;
+    fn record_event(&mut self, now: Instant, observer: usize, e: &Event) {
         let index_of = |name: &str| name.strip_prefix("node-").and_then(|n| n.parse::<usize>().ok());
+        let up = &self.up;
         let nodes = &self.nodes;
-        let is_running = |i: usize| nodes.get(i).is_some_and(|n| n.ep.is_some());
-        let healthy = |i: usize| nodes.get(i).is_some_and(|n| !n.anomalous);
+        let is_running = |i: usize| up.get(i).is_some_and(Option::is_some);
+        let healthy = |i: usize| nodes.get(i).and_then(|n| n.as_deref()).is_some_and(|n| !n.anomalous);
         self.rec.event(now, observer, e, index_of, is_running, healthy);
         // Once every running node has declared a crashed node dead, its detection is complete.
         if let Event::NodeLeft(m) = e {
             if let Some(s) = index_of(&m.name) {
-                let live = self.nodes.iter().filter(|n| n.ep.is_some()).count();
                 if let Some(c) = self.rec.crashes.get_mut(&s) {
-                    if c.all_dead.is_none() && c.dead_at >= live {
+                    if c.all_dead.is_none() && c.dead_at >= self.live {
                         c.all_dead = Some(now);
                     }
-                }
-            }
-        }
-    }
-
-    fn stream_action(&mut self, i: usize, gen: u32, a: StreamAction) {
-        let at = self.now + self.net.stream_latency();
-        match a {
-            StreamAction::Connect { id, to, .. } => {
-                let target = self.by_addr.get(&to).copied();
-                match target {
-                    Some(t) if self.nodes[t].ep.is_some() && self.net.reachable(i, t) && self.net.reachable(t, i) => {
-                        let now = self.now;
-                        // A lost SYN or SYN-ACK costs retransmission timeouts before any data.
-                        let ready = now + self.net.handshake_delay(i, t, &mut self.net_rng);
-                        let from = node_addr(i);
-                        let tgen = self.nodes[t].gen;
-                        let Some(ep) = self.nodes[t].ep.as_mut() else { return };
-                        let peer_id = ep.handle_stream_accepted(from, now);
-                        self.links.insert((i, gen, id), (t, tgen, peer_id, ready));
-                        self.links.insert((t, tgen, peer_id), (i, gen, id, ready));
-                        self.after_input(t);
-                    }
-                    _ => self.schedule(at, Item::StreamFailed { to: i, gen, id }),
-                }
-            }
-            StreamAction::Write { id, bytes } => {
-                if let Some(&(peer, pgen, pid, ready)) = self.links.get(&(i, gen, id)) {
-                    let at = at.max(ready + self.net.stream_latency());
-                    self.schedule(at, Item::StreamData { to: peer, gen: pgen, id: pid, bytes });
-                }
-            }
-            // The simulated nodes keep no application state: the core only hands these out to a
-            // driver that asked for them, and they are completed here as that driver would.
-            StreamAction::WriteState { id, state } => {
-                if let Ok(bytes) = state.seal(Vec::new()) {
-                    self.stream_action(i, gen, StreamAction::Write { id, bytes });
-                }
-            }
-            StreamAction::MergeState { id, .. } => {
-                let now = self.now;
-                if let Some(ep) = self.nodes[i].ep.as_mut() {
-                    ep.handle_state_merged(id, now);
-                }
-            }
-            StreamAction::Close { id } => {
-                if let Some((peer, pgen, pid, ready)) = self.links.remove(&(i, gen, id)) {
-                    let at = at.max(ready + self.net.stream_latency());
-                    self.schedule(at, Item::StreamClosed { to: peer, gen: pgen, id: pid });
                 }
             }
         }
@@ -641,12 +591,26 @@ impl Sim {
         running.iter().all(|&i| self.rec.live_view.get(i).copied() == Some(n))
     }
 
+    fn endpoints(&self) -> impl Iterator<Item = &Endpoint> {
+        self.nodes.iter().filter_map(|n| n.as_ref()?.ep.as_ref())
+    }
+
     /// Sum of the endpoints' datagram counters: (packets, bytes) sent.
     pub fn sent_totals(&self) -> (u64, u64) {
-        self.nodes
-            .iter()
-            .filter_map(|n| n.ep.as_ref())
+        self.endpoints()
             .map(|ep| (ep.stats().packets_sent, ep.stats().bytes_sent))
             .fold((0, 0), |(p, b), (p2, b2)| (p + p2, b + b2))
+    }
+
+    /// Messages decoded from datagrams so far, by every endpoint that ever ran.
+    pub fn messages_decoded(&self) -> u64 {
+        self.retired_messages + self.endpoints().map(|ep| ep.stats().messages_received).sum::<u64>()
+    }
+}
+
+fn rec_time(r: &Rec) -> Instant {
+    match r {
+        Rec::Packet { at, .. } | Rec::Event { at, .. } => *at,
+        Rec::Lost => Instant::ZERO,
     }
 }

@@ -110,7 +110,21 @@ pub fn render(scenario: &Scenario, seed: u64, sim: &Sim, outcomes: &[(Step, Outc
         let mean = sim.rec.awareness.iter().map(|a| a.1).sum::<f64>() / sim.rec.awareness.len().max(1) as f64;
         let _ = writeln!(out, "awareness_mean={mean:.3} awareness_max={max}");
     }
-    let _ = writeln!(out, "virtual_time_s={:.1} wall_time_s={:.2}", virtual_secs, wall.as_secs_f64());
+    let wall_s = wall.as_secs_f64().max(1e-9);
+    let _ = writeln!(
+        out,
+        "virtual_time_s={:.1} wall_time_s={:.2} threads={}",
+        virtual_secs,
+        wall.as_secs_f64(),
+        sim.threads()
+    );
+    let _ = writeln!(
+        out,
+        "datagrams_per_wall_s={:.0} messages_decoded={} messages_decoded_per_wall_s={:.0}",
+        sim.rec.packets as f64 / wall_s,
+        sim.messages_decoded(),
+        sim.messages_decoded() as f64 / wall_s
+    );
     if let Some(peak) = peak_rss_kib() {
         let _ = writeln!(out, "peak_rss_mib={:.1} rss_per_node_kib={:.1}", peak as f64 / 1024.0, peak as f64 / n);
     }

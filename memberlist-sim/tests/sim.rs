@@ -24,6 +24,24 @@ fn the_same_seed_replays_the_same_trace() {
 }
 
 #[test]
+fn one_thread_and_two_threads_replay_the_same_trace() {
+    // The parallel engine must not change a single delivery or event: bootstrap and crash
+    // (streams, joins), a partition and its healing, a slow node, stalls (backlogs, resumes).
+    for (name, n) in [("bootstrap-crash", 80), ("partition-heal", 30), ("slow", 30), ("stalled", 20)] {
+        let sc = Scenario::builtin(name, n).unwrap();
+        let go = |threads| scenario::run_with(&sc, 3, threads, |_| {}, quiet, None).0;
+        let (one, two, again) = (go(1), go(2), go(2));
+        assert!(one.rec.packets > 1000, "{name}: a real run ({} datagrams)", one.rec.packets);
+        assert_eq!(one.trace_hash(), two.trace_hash(), "{name}: 1 thread vs 2");
+        assert_eq!(two.trace_hash(), again.trace_hash(), "{name}: 2 threads twice");
+        assert_eq!(one.rec.packets, two.rec.packets, "{name}");
+        assert_eq!(one.rec.events, two.rec.events, "{name}");
+        assert_eq!(one.messages_decoded(), two.messages_decoded(), "{name}");
+        assert_eq!(one.now(), two.now(), "{name}");
+    }
+}
+
+#[test]
 fn a_thousand_nodes_converge_detect_a_crash_without_false_deaths_and_match_swims_first_detection() {
     // One bootstrap serves both checks: it is most of the cost at this size.
     let n = 1000;

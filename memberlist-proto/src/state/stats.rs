@@ -38,6 +38,8 @@ pub struct Stats {
     pub dropped_bad_vsn: u64,
     /// Messages a driver dropped because its hand-off queue was full.
     pub dropped_handoff: u64,
+    /// Messages taken out of datagrams and handled (every part of a compound counts).
+    pub messages_received: u64,
     /// Alive messages applied (`memberlist.msg.alive`).
     pub msg_alive: u64,
     /// Suspect messages applied (`memberlist.msg.suspect`).
