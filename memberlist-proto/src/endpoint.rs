@@ -31,8 +31,7 @@ use crate::state::stats::Stats;
 use crate::state::suspicion::Suspicion;
 use crate::time::Instant;
 use crate::wire::{
-    crc_for_peer, open_packet, seal_packet, with_piggyback, EncryptionVersion, Message, OpenConfig, SealConfig,
-    COMPOUND_OVERHEAD,
+    crc_for_peer, seal_packet, with_piggyback, EncryptionVersion, Message, PacketParts, SealConfig, COMPOUND_OVERHEAD,
 };
 
 /// A datagram to send.
@@ -160,6 +159,8 @@ pub struct Endpoint {
     pub(crate) awareness: Awareness,
     pub(crate) broadcasts: TransmitLimitedQueue,
     pub(crate) user_broadcasts: TransmitLimitedQueue,
+    /// The messages of the datagram being received (buffers reused from one to the next).
+    pub(crate) rx_parts: PacketParts,
     pub(crate) seq_no: u32,
     pub(crate) incarnation: u32,
     pub(crate) left: bool,
@@ -264,6 +265,7 @@ impl Endpoint {
             stream_actions: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            rx_parts: PacketParts::default(),
             samples: Default::default(),
         };
         ep.set_alive(now, None);
@@ -300,38 +302,6 @@ impl Endpoint {
     }
 
     // ---- inputs ------------------------------------------------------------------------------
-
-    /// A datagram arrived from `from` at `now`.
-    pub fn handle_packet(&mut self, from: SocketAddr, bytes: &[u8], now: Instant) {
-        self.stats.packets_received += 1;
-        self.stats.bytes_received += bytes.len() as u64;
-        if !self.cfg.ip_allowed(from.ip()) {
-            self.stats.dropped_not_allowed += 1;
-            return;
-        }
-        let open = OpenConfig {
-            label: &self.cfg.label,
-            skip_inbound_label_check: self.cfg.skip_inbound_label_check,
-            keyring: self.cfg.keyring.as_ref(),
-            gossip_verify_incoming: self.cfg.gossip_verify_incoming,
-            limits: self.cfg.limits,
-        };
-        let opened = match open_packet(bytes, &open) {
-            Ok(p) => p,
-            Err(e) => {
-                self.stats.count_drop(&e);
-                tracing::debug!(node = %self.cfg.name, %from, error = %e, "dropping packet");
-                return;
-            }
-        };
-        let (messages, errors) = opened.payload.into_messages();
-        for e in &errors {
-            self.stats.count_drop(e);
-        }
-        for msg in messages {
-            self.handle_message(from, msg, now);
-        }
-    }
 
     /// A message a driver already took out of a datagram from `from` — through
     /// [`open_packet`](crate::wire::open_packet) with this node's label, keys and limits, and
@@ -508,7 +478,7 @@ impl Endpoint {
     /// Puts `members` into the table as they are, silently: no events, no broadcasts, no
     /// traffic. A real node learns its members by joining; this is for simulators and tests that
     /// start from an already converged cluster. Names already in the table, and this node's own,
-    /// are skipped.
+    /// are skipped; the table is then shuffled (a fresh probe order).
     pub fn assume_members(&mut self, members: impl IntoIterator<Item = Member>, now: Instant) {
         self.assume_entries(members.into_iter().map(|m| crate::state::members::NodeEntry {
             addr: ip_to_bytes(m.addr).into(),
@@ -528,12 +498,8 @@ impl Endpoint {
     pub fn assume_entries(&mut self, entries: impl IntoIterator<Item = crate::state::members::NodeEntry>) {
         let entries = entries.into_iter();
         self.members.reserve(entries.size_hint().0);
-        for e in entries {
-            if *e.name == *self.cfg.name || self.members.get(&e.name).is_some() {
-                continue;
-            }
-            self.members.insert(e, &mut self.rng);
-        }
+        let me = self.cfg.name.clone();
+        self.members.extend_shuffled(entries.filter(|e| *e.name != *me), &mut self.rng);
     }
 
     /// How many members are alive or suspect (Go's `NumMembers`).

@@ -8,8 +8,8 @@ use memberlist_proto::wire::inspect::{inspect_packet, inspect_stream, InspectOpt
 use memberlist_proto::wire::label::split_label;
 use memberlist_proto::wire::security::{encrypt, EncryptionVersion};
 use memberlist_proto::wire::{
-    open_packet, seal_packet, seal_stream, IntEncoding, Key, Keyring, OpenConfig, SealConfig, StreamDecoder,
-    StreamOpenConfig, StreamSealConfig,
+    open_packet, open_packet_parts, seal_packet, seal_stream, IntEncoding, Key, Keyring, Message, OpenConfig,
+    SealConfig, StreamDecoder, StreamOpenConfig, StreamSealConfig,
 };
 use serde_json::Value;
 
@@ -127,6 +127,57 @@ fn plaintext_streams_decode_incrementally_and_re_encode_identically() {
         let again = seal_stream(&msg, v.dialer_side(), &seal, &mut NoRng).unwrap();
         assert_eq!(hex::encode(again), hex::encode(&v.bytes), "{}", v.id);
     }
+}
+
+#[test]
+fn the_message_walk_yields_exactly_what_the_full_decode_does() {
+    // The endpoint's receive path takes messages out without decoding the tree first: on every
+    // packet vector (plain, CRC, compound, compressed, encrypted, labelled) and on damaged copies
+    // it must see the same messages and the same errors as `open_packet`.
+    let mut parts = memberlist_proto::wire::PacketParts::default();
+    let mut seen = 0;
+    for v in vectors().into_iter().filter(Vector::is_packet) {
+        let cfg = OpenConfig { label: &v.label, keyring: v.keyring.as_ref(), ..Default::default() };
+        let mut inputs = vec![v.bytes.clone()];
+        for cut in [1, v.bytes.len() / 2, v.bytes.len().saturating_sub(3)] {
+            inputs.push(v.bytes[..cut.min(v.bytes.len())].to_vec());
+        }
+        let mut flipped = v.bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x5a;
+        inputs.push(flipped);
+        for bytes in inputs {
+            let full = open_packet(&bytes, &cfg);
+            let walked = open_packet_parts(&bytes, &cfg, &mut parts);
+            match full {
+                Err(e) => {
+                    // A message that does not decode fails the whole tree, not the walk.
+                    let walk_err = walked.err().map(|w| w.to_string());
+                    let msg_err = parts.messages().find_map(|m| Message::decode(m).err()).map(|e| e.to_string());
+                    assert_eq!(Some(e.to_string()), walk_err.or(msg_err), "{}", v.id);
+                }
+                Ok(opened) => {
+                    walked.unwrap_or_else(|e| panic!("{}: {e}", v.id));
+                    let (msgs, errors) = opened.payload.into_messages();
+                    let mut decoded = Vec::new();
+                    let mut errs: Vec<String> = parts.errors.iter().map(ToString::to_string).collect();
+                    for m in parts.messages() {
+                        match Message::decode(m) {
+                            Ok(m) => decoded.push(m),
+                            Err(e) => errs.push(e.to_string()),
+                        }
+                    }
+                    assert_eq!(decoded, msgs, "{}", v.id);
+                    let mut want: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    want.sort();
+                    errs.sort();
+                    assert_eq!(errs, want, "{}", v.id);
+                    seen += msgs.len();
+                }
+            }
+        }
+    }
+    assert!(seen > 20, "{seen} messages compared");
 }
 
 #[test]

@@ -251,16 +251,26 @@ impl Sim {
             })
             .collect();
         let n = running.len() as i64;
+        // N tables of N entries: the tables fill on every thread (each is its node's own). Each
+        // thread clones the names once, so that no two threads bump the same reference counts.
+        let chunk = self.nodes.len().div_ceil(self.threads).max(1);
+        std::thread::scope(|s| {
+            for part in self.nodes.chunks_mut(chunk) {
+                let members: Vec<NodeEntry> =
+                    members.iter().map(|e| NodeEntry { name: e.name.as_ref().into(), ..e.clone() }).collect();
+                s.spawn(move || {
+                    for ep in part.iter_mut().filter_map(|n| n.as_mut()?.ep.as_mut()) {
+                        ep.assume_entries(members.iter().cloned());
+                    }
+                    drop(members);
+                });
+            }
+        });
         for &i in &running {
             if let Some(v) = self.rec.live_view.get_mut(i) {
                 *v = n;
             }
-            self.with_node(i, |node, now, ctx| {
-                if let Some(ep) = node.ep.as_mut() {
-                    ep.assume_entries(members.iter().cloned());
-                }
-                node.after_input(now, ctx);
-            });
+            self.with_node(i, |node, now, ctx| node.after_input(now, ctx));
         }
     }
 
@@ -375,7 +385,7 @@ impl Sim {
                     let done_tx = done_tx.clone();
                     let shared = &shared;
                     s.spawn(move || {
-                        for mut job in rx {
+                        while let Ok(mut job) = recv_spinning(&rx) {
                             let ctx = shared.ctx(job.window);
                             for n in &mut job.nodes {
                                 n.run_window(job.end, &ctx);
@@ -470,7 +480,7 @@ impl Sim {
             self.node_mut(i).run_window(end, &ctx);
         }
         for _ in 0..sent {
-            let nodes = workers.done.recv().expect("a worker thread panicked");
+            let nodes = recv_spinning(workers.done).expect("a worker thread panicked");
             for n in nodes {
                 let i = n.index;
                 self.nodes[i] = Some(n);
@@ -605,6 +615,30 @@ impl Sim {
     /// Messages decoded from datagrams so far, by every endpoint that ever ran.
     pub fn messages_decoded(&self) -> u64 {
         self.retired_messages + self.endpoints().map(|ep| ep.stats().messages_received).sum::<u64>()
+    }
+}
+
+/// How long a thread waiting for the next window (or for a worker's share) polls before it
+/// sleeps: windows follow each other within microseconds, and waking a sleeping thread costs
+/// more than that. Wall-clock time here decides only when to sleep, never what is computed.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(100);
+
+fn recv_spinning<T>(rx: &mpsc::Receiver<T>) -> Result<T, mpsc::RecvError> {
+    let start = std::time::Instant::now();
+    let mut spins = 0u32;
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        spins = spins.wrapping_add(1);
+        if spins % 64 == 0 && start.elapsed() > SPIN {
+            return rx.recv();
+        }
+        // Yielding rather than spinning on the spot: when more threads want the cores than
+        // there are (tests in parallel), the one with work gets to run.
+        std::thread::yield_now();
     }
 }
 

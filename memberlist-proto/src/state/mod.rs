@@ -24,6 +24,7 @@ pub mod members;
 pub mod name_hash;
 pub(crate) mod probe;
 pub(crate) mod pushpull;
+mod receive;
 mod rules;
 pub mod stats;
 pub mod suspicion;

@@ -490,23 +490,72 @@ impl Alive {
 
     /// Decodes the msgpack body. The address must be 4 or 16 bytes and the Vsn at least six.
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let mut m = Alive::default();
+        AliveRef::decode(r).map(|a| a.to_owned())
+    }
+}
+
+/// An alive message read in place, its strings borrowed from the packet: the receive path
+/// checks gossip that repeats what a node already knows without allocating (see
+/// [`Alive::decode`], which is this plus the copies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AliveRef<'a> {
+    /// Incarnation.
+    pub incarnation: u32,
+    /// Node name.
+    pub node: &'a str,
+    /// IP address, 4 or 16 bytes.
+    pub addr: &'a [u8],
+    /// Port.
+    pub port: u16,
+    /// Node metadata (`None` for nil).
+    pub meta: Option<&'a [u8]>,
+    /// Protocol versions.
+    pub vsn: Vsn,
+}
+
+impl<'a> AliveRef<'a> {
+    /// Decodes the msgpack body, as [`Alive::decode`] does.
+    pub fn decode(r: &mut Reader<'a>) -> Result<Self, DecodeError> {
+        let (mut incarnation, mut node, mut addr, mut port, mut meta) = (0, "", &[][..], 0, None);
         let mut vsn: &[u8] = &[];
         read_struct(r, "alive", &[b"Incarnation", b"Node", b"Addr", b"Port", b"Meta", b"Vsn"], |k, r| {
             match k {
-                b"Addr" => m.addr = r.bytes("alive.Addr")?.to_vec(),
-                b"Incarnation" => m.incarnation = r.int("alive.Incarnation")?,
-                b"Meta" => m.meta = r.opt_bytes("alive.Meta")?.map(<[u8]>::to_vec),
-                b"Node" => m.node = r.string("alive.Node")?,
-                b"Port" => m.port = r.int("alive.Port")?,
+                b"Addr" => addr = r.bytes("alive.Addr")?,
+                b"Incarnation" => incarnation = r.int("alive.Incarnation")?,
+                b"Meta" => meta = r.opt_bytes("alive.Meta")?,
+                b"Node" => {
+                    node = std::str::from_utf8(r.bytes("alive.Node")?)
+                        .map_err(|_| DecodeError::InvalidUtf8 { field: "alive.Node" })?;
+                }
+                b"Port" => port = r.int("alive.Port")?,
                 b"Vsn" => vsn = r.bytes("alive.Vsn")?,
                 _ => return Ok(false),
             }
             Ok(true)
         })?;
-        m.vsn = vsn_from(vsn)?;
-        check_addr("alive.Addr", &m.addr)?;
-        Ok(m)
+        let vsn = vsn_from(vsn)?;
+        check_addr("alive.Addr", addr)?;
+        Ok(AliveRef { incarnation, node, addr, port, meta, vsn })
+    }
+
+    /// The alive message of a whole message `buf` (type byte first), if it is one that decodes.
+    pub fn from_message(buf: &'a [u8]) -> Option<Self> {
+        match buf.split_first() {
+            Some((&t, body)) if t == MessageType::Alive as u8 => Self::decode(&mut Reader::new(body)).ok(),
+            _ => None,
+        }
+    }
+
+    /// The owned message.
+    pub fn to_owned(&self) -> Alive {
+        Alive {
+            incarnation: self.incarnation,
+            node: self.node.to_owned(),
+            addr: self.addr.to_vec(),
+            port: self.port,
+            meta: self.meta.map(<[u8]>::to_vec),
+            vsn: self.vsn,
+        }
     }
 }
 

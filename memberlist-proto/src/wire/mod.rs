@@ -38,13 +38,13 @@ pub use error::{DecodeError, EncodeError};
 pub use keyring::{Key, Keyring, KeyringError};
 pub use limits::Limits;
 pub use messages::{
-    AckResp, Alive, Compress, Dead, ErrResp, IndirectPingReq, Message, MessageType, NackResp, Ping, PushNodeState,
-    PushPullHeader, Suspect, UserMsgHeader,
+    AckResp, Alive, AliveRef, Compress, Dead, ErrResp, IndirectPingReq, Message, MessageType, NackResp, Ping,
+    PushNodeState, PushPullHeader, Suspect, UserMsgHeader,
 };
 pub use msgpack::IntEncoding;
 pub use packet::{
-    assemble_gossip, assemble_with_piggyback, crc_for_peer, open_packet, seal_packet, with_piggyback, OpenConfig,
-    OpenedPacket, Payload, SealConfig,
+    assemble_gossip, assemble_with_piggyback, crc_for_peer, open_packet, open_packet_parts, seal_packet,
+    with_piggyback, OpenConfig, OpenedPacket, PacketParts, Payload, SealConfig,
 };
 pub use security::EncryptionVersion;
 pub use stream::{

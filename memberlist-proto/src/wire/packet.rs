@@ -195,18 +195,86 @@ pub struct OpenedPacket {
 
 /// Runs the receive pipeline on one datagram.
 pub fn open_packet(buf: &[u8], cfg: &OpenConfig<'_>) -> Result<OpenedPacket, DecodeError> {
+    let mut storage = None;
+    let (label, encryption, crc, plain) = open_layers(buf, cfg, &mut storage)?;
+    let payload = Payload::decode(plain, &cfg.limits)?;
+    Ok(OpenedPacket { label, encryption, crc, payload })
+}
+
+/// The messages of one datagram, still encoded: compound parts in order, compressed payloads
+/// decompressed. Filled by [`open_packet_parts`]; kept by the caller to reuse its buffers.
+#[derive(Debug, Default, Clone)]
+pub struct PacketParts {
+    bytes: Vec<u8>,
+    parts: Vec<std::ops::Range<usize>>,
+    /// Parts that could not be opened (bad compound tables, bad compression, too deep).
+    pub errors: Vec<DecodeError>,
+}
+
+impl PacketParts {
+    /// Each message's bytes, type byte first, for [`Message::decode`].
+    pub fn messages(&self) -> impl Iterator<Item = &[u8]> {
+        self.parts.iter().map(|r| self.bytes.get(r.clone()).unwrap_or_default())
+    }
+}
+
+/// [`open_packet`] without decoding the messages: the same layers are checked (label,
+/// encryption, CRC) and the same nesting is opened, and `out` receives the message bytes, so
+/// that a receiver can look at a message before it pays for decoding it. A message that does
+/// not decode is for the caller to count; a packet whose layers fail is an error, as in
+/// [`open_packet`].
+pub fn open_packet_parts(buf: &[u8], cfg: &OpenConfig<'_>, out: &mut PacketParts) -> Result<(), DecodeError> {
+    out.bytes.clear();
+    out.parts.clear();
+    out.errors.clear();
+    let mut storage = None;
+    let (_, _, _, plain) = open_layers(buf, cfg, &mut storage)?;
+    walk_payload(plain, &cfg.limits, 0, out)
+}
+
+fn walk_payload(buf: &[u8], limits: &Limits, depth: usize, out: &mut PacketParts) -> Result<(), DecodeError> {
+    if depth > MAX_NESTING {
+        return Err(DecodeError::TooDeep);
+    }
+    let (&t, body) = buf.split_first().ok_or(DecodeError::Empty)?;
+    if t == MessageType::Compound as u8 {
+        for part in decode_compound(body)?.parts {
+            if let Err(e) = walk_payload(part, limits, depth + 1, out) {
+                out.errors.push(e);
+            }
+        }
+    } else if t == MessageType::Compress as u8 {
+        let limit = limits.max_packet_decompressed_bytes.min(limits.max_decompressed_bytes);
+        let (_, decompressed) = decompress_body(&mut Reader::new(body), limit)?;
+        walk_payload(&decompressed, limits, depth + 1, out)?;
+    } else {
+        let start = out.bytes.len();
+        out.bytes.extend_from_slice(buf);
+        out.parts.push(start..out.bytes.len());
+    }
+    Ok(())
+}
+
+type Layers<'b> = (Vec<u8>, Option<Decrypted>, Option<CrcCheck>, &'b [u8]);
+
+/// Label, decryption and CRC of a datagram; the plaintext is `buf` itself or, when it was
+/// encrypted, kept in `storage`.
+fn open_layers<'b>(
+    buf: &'b [u8],
+    cfg: &OpenConfig<'_>,
+    storage: &'b mut Option<Vec<u8>>,
+) -> Result<Layers<'b>, DecodeError> {
     if buf.is_empty() {
         return Err(DecodeError::Empty);
     }
     let (label, rest) = check_label(buf, cfg.label, cfg.skip_inbound_label_check)?;
     let mut encryption = None;
-    let plain_storage;
-    let mut plain: &[u8] = rest;
+    let mut plain: &'b [u8] = rest;
     if let Some(keyring) = cfg.keyring {
         match decrypt(keyring, rest, &label) {
             Ok(d) => {
-                plain_storage = d.plaintext.clone();
-                plain = &plain_storage;
+                let text: &'b [u8] = storage.insert(d.plaintext.clone());
+                plain = text;
                 encryption = Some(d);
             }
             Err(e) if cfg.gossip_verify_incoming => return Err(e),
@@ -221,8 +289,7 @@ pub fn open_packet(buf: &[u8], cfg: &OpenConfig<'_>) -> Result<OpenedPacket, Dec
         crc = Some(check);
         plain = inner;
     }
-    let payload = Payload::decode(plain, &cfg.limits)?;
-    Ok(OpenedPacket { label, encryption, crc, payload })
+    Ok((label, encryption, crc, plain))
 }
 
 /// Send-side settings, as Go's Config fields of the same names.
