@@ -12,7 +12,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use memberlist_proto::state::members::{ip_to_bytes, NodeEntry};
@@ -60,21 +61,34 @@ impl Shared {
     }
 }
 
-/// Nodes handed between threads, boxed so that a hand-over moves pointers, not endpoints.
-#[allow(clippy::vec_box)]
-type Batch = Vec<Box<SimNode>>;
-
-/// A share of a window's nodes for a worker thread.
-struct Job {
-    nodes: Batch,
+/// A window's nodes, for every thread to take from: each thread claims the next unclaimed
+/// node (heaviest first) until none is left, so the threads finish within one node of each
+/// other whatever the nodes cost.
+struct Work {
+    nodes: Vec<Mutex<Option<Box<SimNode>>>>,
+    next: AtomicUsize,
     end: Instant,
     window: u64,
 }
 
+impl Work {
+    fn run(&self, shared: &Shared) {
+        let ctx = shared.ctx(self.window);
+        loop {
+            let k = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = self.nodes.get(k) else { break };
+            let mut guard = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(node) = guard.as_mut() {
+                node.run_window(self.end, &ctx);
+            }
+        }
+    }
+}
+
 /// The worker threads of one `run_until` call.
 struct Workers<'a> {
-    jobs: Vec<mpsc::Sender<Job>>,
-    done: &'a mpsc::Receiver<Batch>,
+    jobs: Vec<mpsc::Sender<Arc<Work>>>,
+    done: &'a mpsc::Receiver<()>,
 }
 
 /// The simulator.
@@ -377,20 +391,18 @@ impl Sim {
             up: Arc::clone(&self.up),
         };
         if self.threads > 1 {
-            let (done_tx, done) = mpsc::channel::<Batch>();
+            let (done_tx, done) = mpsc::channel::<()>();
             std::thread::scope(|s| {
                 let mut jobs = Vec::new();
                 for _ in 1..self.threads {
-                    let (tx, rx) = mpsc::channel::<Job>();
+                    let (tx, rx) = mpsc::channel::<Arc<Work>>();
                     let done_tx = done_tx.clone();
                     let shared = &shared;
                     s.spawn(move || {
-                        while let Ok(mut job) = recv_spinning(&rx) {
-                            let ctx = shared.ctx(job.window);
-                            for n in &mut job.nodes {
-                                n.run_window(job.end, &ctx);
-                            }
-                            if done_tx.send(job.nodes).is_err() {
+                        while let Ok(work) = recv_spinning(&rx) {
+                            work.run(shared);
+                            drop(work);
+                            if done_tx.send(()).is_err() {
                                 break;
                             }
                         }
@@ -438,8 +450,7 @@ impl Sim {
         }
     }
 
-    /// Runs the nodes of one window, sharing them out over the workers by their number of
-    /// pending items (largest first, each to the least loaded thread).
+    /// Runs the nodes of one window, on every thread when there is enough to share.
     fn run_window(&mut self, active: &[usize], end: Instant, shared: &Shared, workers: Option<&Workers<'_>>) {
         let ctx = shared.ctx(self.window);
         let workers = workers.filter(|_| active.len() > 1);
@@ -458,33 +469,18 @@ impl Sim {
             return;
         }
         costs.sort_unstable_by(|a, b| b.cmp(a));
-        let threads = workers.jobs.len() + 1;
-        let mut load = vec![0usize; threads];
-        let mut shares: Vec<Vec<usize>> = vec![Vec::new(); threads];
-        for (cost, i) in costs {
-            let t = (0..threads).min_by_key(|&t| load[t]).unwrap_or(0);
-            load[t] += cost.max(1);
-            shares[t].push(i);
-        }
-        let mut sent = 0;
-        for (t, share) in shares.iter().enumerate().skip(1) {
-            if share.is_empty() {
-                continue;
-            }
-            let nodes = share.iter().map(|&i| self.nodes[i].take().expect("node in place")).collect();
-            if workers.jobs[t - 1].send(Job { nodes, end, window: self.window }).is_ok() {
-                sent += 1;
-            }
-        }
-        for &i in &shares[0] {
-            self.node_mut(i).run_window(end, &ctx);
-        }
+        let nodes = costs.iter().map(|&(_, i)| Mutex::new(self.nodes[i].take())).collect();
+        let work = Arc::new(Work { nodes, next: AtomicUsize::new(0), end, window: self.window });
+        let sent = workers.jobs.iter().filter(|tx| tx.send(Arc::clone(&work)).is_ok()).count();
+        work.run(shared);
         for _ in 0..sent {
-            let nodes = recv_spinning(workers.done).expect("a worker thread panicked");
-            for n in nodes {
-                let i = n.index;
-                self.nodes[i] = Some(n);
-            }
+            recv_spinning(workers.done).expect("a worker thread panicked");
+        }
+        let work = Arc::try_unwrap(work).ok().expect("the workers are done with the window");
+        for slot in work.nodes {
+            let node = slot.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner).expect("node in place");
+            let i = node.index;
+            self.nodes[i] = Some(node);
         }
     }
 
