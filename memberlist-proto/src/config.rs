@@ -178,6 +178,13 @@ pub struct Config {
     /// as alive, so that the halves of a long partition find each other again (Go #222).
     /// `None` (the default, as Go) never re-joins on its own.
     pub auto_rejoin_interval: Option<Duration>,
+    /// When a member announces itself (an alive) at or below the incarnation at which this node
+    /// holds it dead or suspect, send it that accusation directly — at most once per probe
+    /// interval per member — so that it refutes. A node restarted with fresh state comes back
+    /// at a low incarnation, and without this the claims against it may never reach it, so it
+    /// stays dead at some observers for good (Go #311, fixed the same way in Go PR #345). Only
+    /// standard dead and suspect messages are sent. `false` gives Go's behaviour.
+    pub tell_the_accused: bool,
     /// How Go `int` fields above 127 are written (both forms are always read).
     pub int_encoding: IntEncoding,
     /// Ask relays of indirect probes for nacks (Lifeguard; Go always does with protocol ≥ 4
@@ -226,6 +233,7 @@ impl Config {
             meta_max_size: META_MAX_SIZE,
             user_broadcast_share_percent: 50,
             auto_rejoin_interval: None,
+            tell_the_accused: true,
             int_encoding: IntEncoding::Signed,
             request_nacks: true,
             buddy_system: true,

@@ -180,6 +180,8 @@ pub struct Endpoint {
     pub(crate) push_pull_staggered: bool,
     pub(crate) next_rejoin: Option<Instant>,
     pub(crate) seeds: Vec<SocketAddr>,
+    /// Members told of the accusation against them, and when (see `Config::tell_the_accused`).
+    pub(crate) told: BTreeMap<String, Instant>,
     pub(crate) reaped: VecDeque<SocketAddr>,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) stream_actions: VecDeque<StreamAction>,
@@ -260,6 +262,7 @@ impl Endpoint {
             push_pull_staggered: false,
             next_rejoin,
             seeds: Vec::new(),
+            told: BTreeMap::new(),
             reaped: VecDeque::new(),
             transmits: VecDeque::new(),
             stream_actions: VecDeque::new(),
@@ -720,6 +723,11 @@ impl Endpoint {
     /// Queues a system broadcast about `node`.
     pub(crate) fn broadcast(&mut self, node: &str, msg: Message, notify: Option<BroadcastId>) {
         self.broadcasts.queue_shared(msg.encode().into(), Some(node.into()), notify);
+    }
+
+    /// [`broadcast`](Self::broadcast) ahead of ordinary gossip (this node's refutations).
+    pub(crate) fn broadcast_urgent(&mut self, node: &str, msg: Message) {
+        self.broadcasts.queue_urgent(msg.encode().into(), Some(node.into()), None);
     }
 
     pub(crate) fn collect_finished_broadcasts(&mut self) {

@@ -211,14 +211,18 @@ fn dead_rules() {
     assert_eq!(state(&ep, "a"), Some((NodeState::Dead, 3)));
     let ev = events(&mut ep);
     assert!(matches!(ev.last(), Some(Event::NodeLeft(m)) if m.state == NodeState::Dead));
-    // Already dead: nothing more.
+    // Already dead: no event, but (unlike Go) the higher incarnation is kept, so an alive at 4
+    // is stale now (see the resurrection test below).
     feed(&mut ep, dead("a", 4, "y"), T0);
     assert!(events(&mut ep).is_empty());
-    // An alive with a higher incarnation brings it back as a join.
+    assert_eq!(state(&ep, "a"), Some((NodeState::Dead, 4)));
     feed(&mut ep, alive("a", 2, 4, None), T0);
+    assert!(events(&mut ep).is_empty());
+    // An alive with a higher incarnation brings it back as a join.
+    feed(&mut ep, alive("a", 2, 5, None), T0);
     assert!(matches!(&events(&mut ep)[..], [Event::NodeJoined(m)] if m.name == "a"));
     // From == Node is a leave.
-    feed(&mut ep, dead("a", 4, "a"), T0);
+    feed(&mut ep, dead("a", 5, "a"), T0);
     assert!(matches!(&events(&mut ep)[..], [Event::NodeLeft(m)] if m.state == NodeState::Left));
 }
 
@@ -426,4 +430,97 @@ fn the_first_periodic_push_pull_comes_one_interval_after_the_stagger_as_in_go() 
     // Go waits a random stagger (< interval) and then a whole interval before the first one.
     let first = first.expect("a push/pull happens");
     assert!(first >= interval && first < interval * 2, "first push/pull after {first:?}");
+}
+
+#[test]
+fn a_dead_node_keeps_the_highest_dead_incarnation_so_stale_alives_cannot_resurrect_it() {
+    // The hole Go's deadNode leaves: alive@1, dead@1, then a dead@10 that changes no state is
+    // dropped without raising the stored incarnation, so a delayed alive@2 resurrects the node.
+    let mut ep = me();
+    feed(&mut ep, alive("b", 2, 1, None), at(0.0));
+    feed(&mut ep, dead("b", 1, "c"), at(0.1));
+    assert_eq!(state(&ep, "b"), Some((NodeState::Dead, 1)));
+    events(&mut ep);
+    transmits(&mut ep);
+    feed(&mut ep, dead("b", 10, "c"), at(0.2));
+    assert_eq!(state(&ep, "b"), Some((NodeState::Dead, 10)));
+    assert!(events(&mut ep).is_empty(), "no new event: the node was dead already");
+    ep.handle_timeout(at(0.4));
+    let resent: usize = transmits(&mut ep)
+        .iter()
+        .map(|(_, msgs)| msgs.iter().filter(|m| matches!(m, Message::Dead(d) if d.incarnation == 10)).count())
+        .sum();
+    assert_eq!(resent, 0, "and nothing is re-gossiped, as in Go");
+    // The stale alive is ignored; a real refutation above 10 revives the node.
+    feed(&mut ep, alive("b", 2, 2, None), at(0.5));
+    assert_eq!(state(&ep, "b"), Some((NodeState::Dead, 10)));
+    assert!(events(&mut ep).is_empty());
+    feed(&mut ep, alive("b", 2, 11, None), at(0.6));
+    assert_eq!(state(&ep, "b"), Some((NodeState::Alive, 11)));
+    assert!(matches!(&events(&mut ep)[..], [Event::NodeJoined(m)] if m.name == "b" && m.incarnation == 11));
+    // A lower dead changes nothing either.
+    feed(&mut ep, dead("b", 3, "c"), at(0.7));
+    assert_eq!(state(&ep, "b"), Some((NodeState::Alive, 11)));
+}
+
+#[test]
+fn a_member_announcing_itself_below_an_accusation_is_told_of_it_directly() {
+    // Go #311: b restarted with fresh state and gossips alive@1 while we hold it dead at 5;
+    // unless someone tells it, it never refutes and stays dead here for good.
+    let mut ep = me();
+    feed(&mut ep, alive("b", 2, 5, None), at(0.0));
+    feed(&mut ep, dead("b", 5, "c"), at(0.1));
+    events(&mut ep);
+    transmits(&mut ep);
+    let told = |ep: &mut Endpoint| -> Vec<Message> {
+        transmits(ep).into_iter().filter(|(to, _)| *to == addr(2)).flat_map(|(_, m)| m).collect()
+    };
+    feed(&mut ep, alive("b", 2, 1, None), at(0.2));
+    assert_eq!(state(&ep, "b"), Some((NodeState::Dead, 5)), "the stale alive changes nothing");
+    let sent = told(&mut ep);
+    assert!(
+        matches!(&sent[..], [Message::Dead(d)] if d.node == "b" && d.incarnation == 5 && d.from == "me"),
+        "{sent:?}"
+    );
+    assert_eq!(ep.stats().accusations_told, 1);
+    // Once per probe interval.
+    feed(&mut ep, alive("b", 2, 1, None), at(0.5));
+    assert!(told(&mut ep).is_empty());
+    feed(&mut ep, alive("b", 2, 1, None), at(1.3));
+    assert_eq!(told(&mut ep).len(), 1);
+    // Its refutation above the accusation brings it back.
+    feed(&mut ep, alive("b", 2, 6, None), at(1.4));
+    assert_eq!(state(&ep, "b"), Some((NodeState::Alive, 6)));
+
+    // A suspicion is told as a suspicion.
+    feed(&mut ep, suspect("b", 6, "c"), at(2.5));
+    transmits(&mut ep);
+    feed(&mut ep, alive("b", 2, 6, None), at(2.6));
+    let sent = told(&mut ep);
+    assert!(matches!(&sent[..], [Message::Suspect(s)] if s.node == "b" && s.incarnation == 6), "{sent:?}");
+
+    // Go's behaviour when turned off.
+    let mut cfg = Config::lan("me");
+    cfg.tell_the_accused = false;
+    let mut go = endpoint(cfg);
+    feed(&mut go, alive("b", 2, 5, None), at(0.0));
+    feed(&mut go, dead("b", 5, "c"), at(0.1));
+    transmits(&mut go);
+    feed(&mut go, alive("b", 2, 1, None), at(0.2));
+    assert!(told(&mut go).is_empty());
+}
+
+#[test]
+fn a_restarted_node_told_it_is_dead_refutes_above_the_accusation() {
+    // The accused's side: a dead message about itself at 5 while it is at 1.
+    let mut ep = me();
+    feed(&mut ep, alive("b", 2, 1, None), at(0.0));
+    feed(&mut ep, dead("me", 5, "c"), at(0.1));
+    assert_eq!(state(&ep, "me"), Some((NodeState::Alive, 6)));
+    ep.handle_timeout(at(0.3));
+    let refuted = transmits(&mut ep)
+        .into_iter()
+        .flat_map(|(_, m)| m)
+        .any(|m| matches!(m, Message::Alive(a) if a.node == "me" && a.incarnation == 6));
+    assert!(refuted, "the refutation is gossiped");
 }

@@ -9,14 +9,18 @@
 //! * [`network`] — latency, jitter, loss (uniform, per-node ingress and egress), partitions;
 //! * [`scenario`] — built-in and JSON scenarios;
 //! * [`record`] — trace hash, timeline, measurements;
-//! * [`summary`] — the report a run prints.
+//! * [`summary`] — the report a run prints;
+//! * [`watch`] — invariants checked while a run goes;
+//! * [`search`] — randomized fault search over seeds.
 
 pub mod network;
 mod node;
 pub mod record;
 pub mod scenario;
+pub mod search;
 pub mod sim;
 pub mod summary;
+pub mod watch;
 
 pub use network::NetworkModel;
 pub use scenario::{Scenario, Step};

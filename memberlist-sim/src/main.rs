@@ -1,19 +1,21 @@
 //! `memberlist-sim`: run a scenario, print its summary and, last, `trace_hash=<hex>`.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 use std::time::Instant as WallClock;
 
 use clap::Parser;
 use memberlist_sim::scenario::{self, Scenario};
+use memberlist_sim::search;
 use memberlist_sim::summary;
 
 /// Deterministic simulation of a memberlist cluster.
 #[derive(Debug, Parser)]
 #[command(name = "memberlist-sim", version, about)]
 struct Args {
-    /// A built-in scenario (bootstrap-crash, partition-heal, loss-sweep, starved) or a JSON file.
+    /// A built-in scenario (bootstrap-crash, converged-crash, mass-restart, partition-heal,
+    /// loss-sweep, starved, stalled, slow, first-detection) or a JSON file.
     #[arg(long, default_value = "bootstrap-crash")]
     scenario: String,
     /// Cluster size (overrides the file's).
@@ -36,6 +38,18 @@ struct Args {
     /// depend on it.
     #[arg(long)]
     threads: Option<usize>,
+    /// Randomized fault search: run seeds 1..=N (each its own cluster and fault schedule),
+    /// print the failing ones with the command that replays them, and end with
+    /// `searched N seeds: V violations` (exit status 1 when V > 0).
+    #[arg(long, value_name = "N")]
+    search: Option<u64>,
+    /// Replay one seed of the fault search and print its schedule and findings.
+    #[arg(long, value_name = "S")]
+    search_seed: Option<u64>,
+    /// Go's rules for stale alives: do not send a member the accusation it announced itself
+    /// below (`Config::tell_the_accused` off), to compare with Go #311.
+    #[arg(long)]
+    go_accusations: bool,
     /// Print progress to stderr.
     #[arg(long)]
     progress: bool,
@@ -43,6 +57,29 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(seed) = args.search_seed {
+        let r = search::run_seed(seed);
+        println!("{}", search::describe(&r));
+        return if r.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
+    if let Some(count) = args.search {
+        let threads = args.threads.unwrap_or_else(scenario::default_threads);
+        let reports = search::search(count, threads);
+        let mut violations = 0;
+        for r in &reports {
+            if !r.violations.is_empty() {
+                violations += r.violations.len();
+                println!("{}", search::describe(r));
+                println!("replay: memberlist-sim --search-seed {}", r.seed);
+            }
+        }
+        let slowest = reports.iter().filter_map(|r| r.converged_after.map(|d| (d, r.seed))).max();
+        if let Some((d, seed)) = slowest {
+            println!("slowest convergence after healing: {:.2} s (seed {seed})", d.as_secs_f64());
+        }
+        println!("searched {count} seeds: {violations} violations");
+        return if violations == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    }
     let mut sc = match Scenario::builtin(&args.scenario, args.nodes.unwrap_or(100)) {
         Some(s) => s,
         None => match std::fs::read_to_string(&args.scenario) {
@@ -69,6 +106,7 @@ fn main() -> ExitCode {
     let started = WallClock::now();
     let swim = args.swim_baseline;
     let alpha = args.alpha;
+    let go_accusations = args.go_accusations;
     let show = args.progress;
     let timeline = args.timeline.clone();
     let (sim, outcomes) = scenario::run_with(
@@ -82,6 +120,9 @@ fn main() -> ExitCode {
             if let Some(a) = alpha {
                 cfg.suspicion_mult = a;
             }
+            if go_accusations {
+                cfg.tell_the_accused = false;
+            }
         },
         move |sim, what| {
             if show {
@@ -94,7 +135,13 @@ fn main() -> ExitCode {
     );
     println!("{}", summary::render(&sc, args.seed, &sim, &outcomes, started.elapsed()));
     // Thousands of nodes' tables take seconds to free one by one; the process exit frees them
-    // at once.
+    // at once. The timeline is flushed first.
+    let mut sim = sim;
+    if let Some(mut timeline) = sim.rec.timeline.take() {
+        if let Err(e) = timeline.flush() {
+            eprintln!("error: writing the timeline: {e}");
+        }
+    }
     std::mem::forget(sim);
     ExitCode::SUCCESS
 }

@@ -131,3 +131,11 @@ impl NetworkModel {
         self.latency
     }
 }
+
+/// Fisher–Yates shuffle with the simulator's generator.
+pub fn shuffle_with<T>(rng: &mut ChaCha8Rng, items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        let j = (rng.next_u32() as usize) % (i + 1);
+        items.swap(i, j);
+    }
+}

@@ -107,9 +107,19 @@ pub(crate) struct Out {
 
 /// A measurement produced during a window, applied to the recorder by the merge.
 pub(crate) enum Rec {
-    Packet { at: Instant, from: usize, len: usize, digest: u64 },
+    /// A datagram processed; its bytes when the engine watches invariants.
+    Packet {
+        at: Instant,
+        from: usize,
+        len: usize,
+        digest: u64,
+        bytes: Option<Vec<u8>>,
+    },
     Lost,
-    Event { at: Instant, event: Event },
+    Event {
+        at: Instant,
+        event: Event,
+    },
 }
 
 /// What nobody changes while a window runs.
@@ -163,6 +173,8 @@ pub(crate) struct SimNode {
     local_seq: (u64, u64),
     /// The last window this node was picked for.
     pub picked_in: Option<u64>,
+    /// Keep the bytes of processed datagrams in the log (for the engine's watch).
+    pub keep_bytes: bool,
 }
 
 impl SimNode {
@@ -187,6 +199,7 @@ impl SimNode {
             log: Vec::new(),
             local_seq: (0, 0),
             picked_in: None,
+            keep_bytes: false,
         }
     }
 
@@ -266,8 +279,10 @@ impl SimNode {
         let Some(ep) = self.ep.as_mut() else { return };
         match item {
             Item::Packet { from, bytes } => {
-                self.log.push(Rec::Packet { at: now, from, len: bytes.len(), digest: digest(&bytes) });
+                let (len, digest) = (bytes.len(), digest(&bytes));
                 ep.handle_packet(node_addr(from), &bytes, now);
+                let bytes = self.keep_bytes.then_some(bytes);
+                self.log.push(Rec::Packet { at: now, from, len, digest, bytes });
             }
             Item::Accept { conn, gen: g, ready } if g == gen => {
                 let id = ep.handle_stream_accepted(node_addr(conn.0), now);

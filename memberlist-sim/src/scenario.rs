@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use memberlist_proto::Config;
+use memberlist_proto::{Config, Instant};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_core::Rng;
@@ -108,6 +108,21 @@ pub enum Step {
         /// How long the starvation lasts.
         for_secs: f64,
     },
+    /// Every running node goes down at a random moment within `within_secs` and comes back
+    /// `down_secs_min`–`down_secs_max` later under its name with fresh state (incarnation from
+    /// scratch), joining through a random running node; the run then goes on for
+    /// `settle_push_pulls` (scaled) push/pull intervals after the last restart and counts the
+    /// nodes still not alive at some live observer (Go #311).
+    MassRestart {
+        /// The crashes are spread over this long.
+        within_secs: f64,
+        /// Shortest time a node stays down.
+        down_secs_min: f64,
+        /// Longest time a node stays down.
+        down_secs_max: f64,
+        /// How long to watch afterwards, in push/pull intervals scaled to the cluster size.
+        settle_push_pulls: u32,
+    },
     /// Pause `count` random nodes for `pause_secs` every `every_secs`, during `for_secs`
     /// (Lifeguard's CPU-starvation model).
     Pause {
@@ -195,6 +210,12 @@ impl Scenario {
                 Step::WaitConverged { limit_secs: 3600.0 },
                 Step::Slow { count: 8.min(n / 4), cost_ms: 250.0, for_secs: 300.0 },
             ],
+            // Go #311: a converged cluster restarted all at once within 30 s.
+            "mass-restart" => vec![
+                Step::Converged {},
+                Step::Run { secs: 5.0 },
+                Step::MassRestart { within_secs: 30.0, down_secs_min: 2.0, down_secs_max: 25.0, settle_push_pulls: 2 },
+            ],
             // Whole-process pauses (SIGSTOP, GC): 8 members stop 2 s in every 10 s for 5 minutes.
             "starved" => starvation(window, n, 2.0, 10.0, false, 30.0),
             // The Lifeguard paper's slow message processing: 8 members read nothing for 20 s
@@ -210,6 +231,7 @@ impl Scenario {
         &[
             "bootstrap-crash",
             "converged-crash",
+            "mass-restart",
             "partition-heal",
             "loss-sweep",
             "starved",
@@ -262,6 +284,30 @@ pub enum Outcome {
     /// A run ended with (false suspicions, false deaths) so far and whether the cluster had
     /// converged.
     Ran { converged: bool },
+    /// After a mass restart: the live nodes still not alive at some live observer at the end,
+    /// the (observer, subject) pairs that make it up, and when every live node was last seen
+    /// alive everywhere after the last restart (None: not by the end).
+    Restarted { stuck_dead: usize, stuck_pairs: usize, converged_after: Option<Duration>, watched: Duration },
+}
+
+/// Live nodes that some live node does not hold alive (dead, left, suspect, or missing), and
+/// the number of such (observer, subject) pairs.
+pub fn stuck_dead(sim: &Sim) -> (usize, usize) {
+    let running = sim.running_nodes();
+    let mut stuck = std::collections::BTreeSet::new();
+    let mut pairs = 0;
+    for &o in &running {
+        let Some(ep) = sim.endpoint(o) else { continue };
+        for &s in &running {
+            let alive =
+                ep.member(&crate::sim::node_name(s)).is_some_and(|m| m.state == memberlist_proto::NodeState::Alive);
+            if !alive {
+                pairs += 1;
+                stuck.insert(s);
+            }
+        }
+    }
+    (stuck.len(), pairs)
 }
 
 /// Turns Lifeguard off: the SWIM baseline of the Lifeguard paper (no local health, a fixed
@@ -487,6 +533,54 @@ pub fn run_with(
                     sim.set_slow(i, Duration::ZERO);
                 }
                 Outcome::Ran { converged: sim.converged_by_events() }
+            }
+            Step::MassRestart { within_secs, down_secs_min, down_secs_max, settle_push_pulls } => {
+                let nodes = sim.running_nodes();
+                let n = sim.len();
+                let window = secs(*within_secs).as_nanos().max(1) as u64;
+                let (lo, hi) = (secs(*down_secs_min), secs(*down_secs_max).max(secs(*down_secs_min)));
+                let spread = (hi - lo).as_nanos().max(1) as u64;
+                let start = sim.now();
+                // (time, restart?, node), in time order (crashes first at equal times).
+                let mut plan: Vec<(Instant, bool, usize)> = Vec::new();
+                for &i in &nodes {
+                    let down = start + Duration::from_nanos(rng.next_u64() % window);
+                    let up = down + lo + Duration::from_nanos(rng.next_u64() % spread);
+                    plan.push((down, false, i));
+                    plan.push((up, true, i));
+                }
+                plan.sort_unstable();
+                for (t, up, i) in plan {
+                    sim.run_until(t);
+                    if !up {
+                        sim.crash(i);
+                        continue;
+                    }
+                    let running = sim.running_nodes();
+                    let seeds: Vec<usize> = if running.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![running[(rng.next_u32() as usize) % running.len()]]
+                    };
+                    sim.restart(i, &seeds);
+                }
+                let _ = n;
+                let last = sim.now();
+                let watched =
+                    memberlist_proto::state::push_pull_scale(cfg.push_pull_interval, sim.len()) * *settle_push_pulls;
+                let mut converged_after = None;
+                while sim.now() < last + watched {
+                    let next = sim.now() + Duration::from_secs(1);
+                    sim.run_until(next);
+                    let (stuck, _) = stuck_dead(&sim);
+                    match (stuck, converged_after) {
+                        (0, None) => converged_after = Some(sim.now() - last),
+                        (s, Some(_)) if s > 0 => converged_after = None,
+                        _ => {}
+                    }
+                }
+                let (stuck_dead, stuck_pairs) = stuck_dead(&sim);
+                Outcome::Restarted { stuck_dead, stuck_pairs, converged_after, watched }
             }
             Step::Pause { count, pause_secs, every_secs, for_secs, timers_run } => {
                 let starved = pick(&mut sim, &mut rng, *count);

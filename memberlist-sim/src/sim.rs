@@ -24,6 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::network::NetworkModel;
 use crate::node::{Ctx, Item, Rec, Scheduled, SimNode};
 use crate::record::{CrashRecord, Recorder};
+use crate::watch::Watch;
 
 /// SplitMix64, to derive independent seeds from one.
 pub fn splitmix64(mut x: u64) -> u64 {
@@ -118,6 +119,8 @@ pub struct Sim {
     pub events: Vec<(Instant, usize, Event)>,
     /// Whether to keep every event in `events`.
     pub keep_events: bool,
+    /// Invariants checked as the run goes, when turned on with [`Sim::enable_watch`].
+    pub watch: Option<Watch>,
     next_sample: Instant,
 }
 
@@ -140,6 +143,7 @@ impl Sim {
             rec: Recorder::default(),
             events: Vec::new(),
             keep_events: false,
+            watch: None,
             next_sample: Instant::from_nanos(1_000_000_000),
         }
     }
@@ -147,6 +151,26 @@ impl Sim {
     /// Runs windows on `n` threads (at least 1). The results do not depend on it.
     pub fn set_threads(&mut self, n: usize) {
         self.threads = n.max(1);
+    }
+
+    /// Checks the [`Watch`]'s invariants from now on.
+    /// `reap_after` is the nodes' `gossip_to_the_dead_time`.
+    pub fn enable_watch(&mut self, reap_after: Duration) {
+        self.watch.get_or_insert_with(|| Watch::new(reap_after));
+        for n in self.nodes.iter_mut().flatten() {
+            n.keep_bytes = true;
+        }
+    }
+
+    /// Node `i`'s generation: how many times it was started.
+    pub fn generation(&self, i: usize) -> u32 {
+        self.node(i).map_or(0, |n| n.gen)
+    }
+
+    /// Counts node `i` as faulted (as a pause or a restart does): its false deaths, and those
+    /// it declares, are not held against healthy nodes.
+    pub fn mark_faulted(&mut self, i: usize) {
+        self.node_mut(i).anomalous = true;
     }
 
     /// The number of threads windows run on.
@@ -198,7 +222,9 @@ impl Sim {
         self.net.ensure(i);
         self.by_addr.insert(node_addr(i), i);
         let rng = ChaCha8Rng::seed_from_u64(splitmix64(self.seed ^ 0x6e65_7477_0000_0000 ^ (i as u64) << 20));
-        self.nodes.push(Some(Box::new(SimNode::new(i, cfg, rng))));
+        let mut node = SimNode::new(i, cfg, rng);
+        node.keep_bytes = self.watch.is_some();
+        self.nodes.push(Some(Box::new(node)));
         Arc::make_mut(&mut self.up).push(None);
         self.start(i);
         i
@@ -207,6 +233,9 @@ impl Sim {
     fn start(&mut self, i: usize) {
         if let Some(view) = self.rec.live_view.get_mut(i) {
             *view = 0;
+        }
+        if let Some(w) = self.watch.as_mut() {
+            w.forget_observer(i);
         }
         let (seed, now) = (self.seed, self.now);
         let node = self.node_mut(i);
@@ -512,9 +541,17 @@ impl Sim {
         records.sort_by_key(|r| (r.0, r.1, r.2));
         for (at, i, _, r) in records {
             match r {
-                Rec::Packet { from, len, digest, .. } => self.rec.packet(at, from, i, len, digest),
+                Rec::Packet { from, len, digest, bytes, .. } => {
+                    self.rec.packet(at, from, i, len, digest);
+                    if let (Some(w), Some(b)) = (self.watch.as_mut(), bytes) {
+                        w.packet(i, &b);
+                    }
+                }
                 Rec::Lost => self.rec.lost += 1,
                 Rec::Event { event, .. } => {
+                    if let Some(w) = self.watch.as_mut() {
+                        w.event(at, i, &event);
+                    }
                     self.record_event(at, i, &event);
                     if self.keep_events {
                         self.events.push((at, i, event));

@@ -67,6 +67,14 @@ pub fn render(scenario: &Scenario, seed: u64, sim: &Sim, outcomes: &[(Step, Outc
             Outcome::Detected(None) => {
                 let _ = writeln!(out, "detection_complete_after_s=never");
             }
+            Outcome::Restarted { stuck_dead, stuck_pairs, converged_after, watched } => {
+                let after = converged_after.map_or_else(|| "never".to_string(), s);
+                let _ = writeln!(
+                    out,
+                    "stuck_dead={stuck_dead} stuck_pairs={stuck_pairs} all_alive_everywhere_after_s={after} watched_s={}",
+                    s(*watched)
+                );
+            }
             Outcome::Ran { converged } => {
                 if matches!(step, Step::Run { .. } | Step::Heal {}) {
                     let _ = writeln!(out, "after {step:?}: converged={converged}");

@@ -33,8 +33,15 @@ pub fn retransmit_limit(retransmit_mult: usize, n: usize) -> usize {
 /// An identifier to learn when a broadcast is finished (sent enough times, replaced or dropped).
 pub type BroadcastId = u64;
 
-/// Ordering key: fewest transmits first, then longest message, then newest.
+/// Ordering key: rank first — `2 · transmits`, plus one for an ordinary message, so that an
+/// urgent message goes before ordinary ones sent as often and the order among ordinary messages
+/// is Go's — then longest message, then newest.
 type Key = (usize, Reverse<usize>, Reverse<u64>);
+
+/// The number of transmits a rank stands for.
+fn transmits_of(rank: usize) -> usize {
+    rank / 2
+}
 
 #[derive(Debug, Clone)]
 struct Item {
@@ -87,12 +94,23 @@ impl TransmitLimitedQueue {
 
     /// [`queue`](Self::queue) for a message and name already shared.
     pub fn queue_shared(&mut self, msg: Arc<[u8]>, name: Option<Arc<str>>, notify: Option<BroadcastId>) {
+        self.queue_ranked(msg, name, notify, 1);
+    }
+
+    /// [`queue_shared`](Self::queue_shared) ahead of every ordinary message sent as often: for
+    /// this node's refutations, which must outrun the suspicions they answer even when a join
+    /// has just queued an alive for every member.
+    pub fn queue_urgent(&mut self, msg: Arc<[u8]>, name: Option<Arc<str>>, notify: Option<BroadcastId>) {
+        self.queue_ranked(msg, name, notify, 0);
+    }
+
+    fn queue_ranked(&mut self, msg: Arc<[u8]>, name: Option<Arc<str>>, notify: Option<BroadcastId>, rank: usize) {
         self.last_id += 1;
         let old = name.as_ref().and_then(|n| self.by_name.get(&**n)).and_then(|&s| self.key_of(s));
         if let Some(old) = old {
             self.remove(old);
         }
-        let key = (0, Reverse(msg.len()), Reverse(self.last_id));
+        let key = (rank, Reverse(msg.len()), Reverse(self.last_id));
         let named = name.clone();
         let item = Some(Item { key, msg, name, notify });
         let slot = match self.free.pop() {
@@ -154,7 +172,7 @@ impl TransmitLimitedQueue {
     /// the queue.
     pub fn get_broadcasts_shared(&mut self, overhead: usize, limit: usize, num_nodes: usize) -> Vec<Arc<[u8]>> {
         let transmit_limit = retransmit_limit(self.retransmit_mult, num_nodes);
-        let (Some(min_tr), Some(max_tr)) =
+        let (Some(min_rank), Some(max_rank)) =
             (self.items.keys().next().map(|k| k.0), self.items.keys().next_back().map(|k| k.0))
         else {
             return Vec::new();
@@ -162,23 +180,23 @@ impl TransmitLimitedQueue {
         let mut used = 0usize;
         let mut out = Vec::new();
         let mut reinsert: Vec<(Key, u32)> = Vec::new();
-        let mut transmits = min_tr;
-        while transmits <= max_tr {
+        let mut rank = min_rank;
+        while rank <= max_rank {
             let Some(free) = limit.checked_sub(used + overhead).filter(|f| *f > 0) else {
                 break;
             };
-            // The first key at or after (transmits, len = free) is the largest message that fits.
-            let start = (transmits, Reverse(free), Reverse(u64::MAX));
-            let end = (transmits + 1, Reverse(usize::MAX), Reverse(u64::MAX));
+            // The first key at or after (rank, len = free) is the largest message that fits.
+            let start = (rank, Reverse(free), Reverse(u64::MAX));
+            let end = (rank + 1, Reverse(usize::MAX), Reverse(u64::MAX));
             let Some((&key, &slot)) = self.items.range(start..end).next() else {
-                transmits += 1;
+                rank += 1;
                 continue;
             };
             self.items.remove(&key);
             let Some(item) = self.slots.get(slot as usize).and_then(Option::as_ref) else { break };
             used += overhead + item.msg.len();
             out.push(item.msg.clone());
-            if key.0 + 1 >= transmit_limit {
+            if transmits_of(key.0) + 1 >= transmit_limit {
                 if let Some(item) = self.take_slot(slot) {
                     if let Some(n) = &item.name {
                         self.by_name.remove(&**n);
@@ -186,7 +204,7 @@ impl TransmitLimitedQueue {
                     self.finished.extend(item.notify);
                 }
             } else {
-                reinsert.push(((key.0 + 1, key.1, key.2), slot));
+                reinsert.push(((key.0 + 2, key.1, key.2), slot));
             }
         }
         for (key, slot) in reinsert {
@@ -273,6 +291,25 @@ mod tests {
         let mut done = q.take_finished();
         done.sort();
         assert_eq!(done, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn urgent_messages_go_ahead_of_ordinary_ones_sent_as_often() {
+        let mut q = TransmitLimitedQueue::new(10);
+        for i in 0..5u8 {
+            q.queue(vec![i; 40], None, None);
+        }
+        q.queue_urgent(Arc::from(vec![9u8; 10]), None, None);
+        // Room for two: the urgent one, though shorter and older than nothing, goes first.
+        let first = q.get_broadcasts(2, 60, 10);
+        assert_eq!(first.first().map(|m| m[0]), Some(9), "{first:?}");
+        // Sent once, it waits for the ordinary messages not sent yet, then leads those sent once.
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            order.extend(q.get_broadcasts(2, 45, 10).into_iter().map(|m| m[0]));
+        }
+        assert_eq!(order, vec![3, 2, 1, 0], "the rest of the unsent ones, newest first");
+        assert_eq!(q.get_broadcasts(2, 45, 10).first().map(|m| m[0]), Some(9));
     }
 
     #[test]

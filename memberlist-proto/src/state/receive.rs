@@ -67,8 +67,12 @@ impl Endpoint {
         if a.incarnation > known.incarnation || *known.addr != *a.addr || known.port != a.port {
             return false;
         }
+        let accused = known.state != crate::node::NodeState::Alive;
         self.stats.messages_received += 1;
         self.realign_idle_gossip(now);
+        if accused {
+            self.tell_the_accused(a.node, now);
+        }
         true
     }
 }

@@ -59,6 +59,9 @@ impl Endpoint {
         if !is_local {
             if let Some(known) = self.members.get(&a.node) {
                 if a.incarnation <= known.incarnation && *known.addr == *a.addr && known.port == a.port {
+                    if known.state != NodeState::Alive {
+                        self.tell_the_accused(&a.node, now);
+                    }
                     return;
                 }
             }
@@ -232,8 +235,16 @@ impl Endpoint {
             return;
         }
         self.suspicions.remove(&d.node);
-        let Some(state) = self.members.get(&d.node) else { return };
+        let Some(state) = self.members.get_mut(&d.node) else { return };
         if state.dead_or_left() {
+            // Go drops this without raising the stored incarnation, so a delayed alive between
+            // the two incarnations would bring the node back (alive@1, dead@1, dead@10, then
+            // alive@2). A dead message at a higher incarnation says the node got that far: keep
+            // it, and only an alive above it revives the node. Nothing is sent (as in Go); a
+            // push/pull now carries the higher incarnation, which Go peers apply as usual.
+            if d.incarnation > state.incarnation {
+                state.incarnation = d.incarnation;
+            }
             return;
         }
         if d.node == self.cfg.name && !self.left {
@@ -249,6 +260,37 @@ impl Endpoint {
         state.state = if left { NodeState::Left } else { NodeState::Dead };
         state.state_change = now;
         self.events.push_back(Event::NodeLeft(Member::from(&*state)));
+    }
+
+    /// Sends `name` the accusation this node holds against it — a dead or suspect message at
+    /// the stored incarnation, straight to its address — when it announced itself at or below
+    /// that incarnation (see `Config::tell_the_accused`). Once per probe interval per member.
+    pub(crate) fn tell_the_accused(&mut self, name: &str, now: Instant) {
+        if !self.cfg.tell_the_accused {
+            return;
+        }
+        let Some(entry) = self.members.get(name) else { return };
+        if self.told.get(name).is_some_and(|t| now - *t < self.cfg.probe_interval) {
+            return;
+        }
+        let Some(ip) = ip_from_bytes(&entry.addr) else { return };
+        let to = std::net::SocketAddr::new(ip, entry.port);
+        let (incarnation, node, from) = (entry.incarnation, name.to_owned(), self.cfg.name.clone());
+        let msg = match entry.state {
+            NodeState::Alive => return,
+            NodeState::Suspect => Message::Suspect(Suspect { incarnation, node, from }),
+            NodeState::Dead | NodeState::Left => Message::Dead(Dead { incarnation, node, from }),
+        };
+        let pmax = entry.vsn.pmax;
+        // Bounded: entries older than a probe interval are dropped once the map outgrows the
+        // table.
+        if self.told.len() > 2 * self.members.len() + 16 {
+            let interval = self.cfg.probe_interval;
+            self.told.retain(|_, t| now - *t < interval);
+        }
+        self.told.insert(name.to_owned(), now);
+        self.stats.accusations_told += 1;
+        self.send_packet(to, msg.encode(), crate::wire::crc_for_peer(Some(pmax)));
     }
 
     /// Answers an accusation against this node: an incarnation above `accused_inc`, broadcast
@@ -275,8 +317,10 @@ impl Endpoint {
         };
         // Go queues refutations under the IP string rather than the name; the key only decides
         // what replaces what, so the node name (which alive messages about us also use) is used.
+        // Ahead of other gossip: after a restart and join, the queue holds an alive for every
+        // member, and a refutation behind them all can come too late (see the queue).
         let name = a.node.clone();
-        self.broadcast(&name, Message::Alive(a), None);
+        self.broadcast_urgent(&name, Message::Alive(a));
     }
 
     /// Merges a remote node table (Go's `mergeState`).

@@ -55,6 +55,9 @@ pub struct Stats {
     pub probes: u64,
     /// Probes that ended in a suspicion.
     pub probes_failed: u64,
+    /// Accusations sent straight to the accused member, which announced itself below them
+    /// (`Config::tell_the_accused`).
+    pub accusations_told: u64,
     /// Refutations of accusations against this node.
     pub refutes: u64,
     /// Changes of the health score (`memberlist.health.score` updates).
