@@ -182,6 +182,8 @@ pub struct Endpoint {
     pub(crate) seeds: Vec<SocketAddr>,
     /// Members told of the accusation against them, and when (see `Config::tell_the_accused`).
     pub(crate) told: BTreeMap<String, Instant>,
+    /// Senders of stale accusations against this node answered with its alive, and when.
+    pub(crate) answered: BTreeMap<SocketAddr, Instant>,
     pub(crate) reaped: VecDeque<SocketAddr>,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) stream_actions: VecDeque<StreamAction>,
@@ -263,6 +265,7 @@ impl Endpoint {
             next_rejoin,
             seeds: Vec::new(),
             told: BTreeMap::new(),
+            answered: BTreeMap::new(),
             reaped: VecDeque::new(),
             transmits: VecDeque::new(),
             stream_actions: VecDeque::new(),
@@ -326,8 +329,18 @@ impl Endpoint {
                 }
                 self.alive_node(a, None, false, now)
             }
-            Message::Suspect(s) => self.suspect_node(s, now),
-            Message::Dead(d) => self.dead_node(d, now),
+            Message::Suspect(s) => {
+                if s.node == self.cfg.name && s.incarnation < self.incarnation {
+                    self.answer_stale_accusation(from, now);
+                }
+                self.suspect_node(s, now)
+            }
+            Message::Dead(d) => {
+                if d.node == self.cfg.name && d.incarnation < self.incarnation && !self.left {
+                    self.answer_stale_accusation(from, now);
+                }
+                self.dead_node(d, now)
+            }
             Message::User(data) => self.events.push_back(Event::UserMessage { from, data }),
             Message::Err(_) => self.stats.dropped_unexpected += 1,
         }

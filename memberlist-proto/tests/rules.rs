@@ -524,3 +524,22 @@ fn a_restarted_node_told_it_is_dead_refutes_above_the_accusation() {
         .any(|m| matches!(m, Message::Alive(a) if a.node == "me" && a.incarnation == 6));
     assert!(refuted, "the refutation is gossiped");
 }
+
+#[test]
+fn a_stale_accusation_is_answered_with_the_current_alive_to_its_sender() {
+    // We are at 6; someone passes on a suspicion at 1 that missed our refutation.
+    let mut ep = me();
+    feed(&mut ep, alive("b", 2, 1, None), at(0.0));
+    feed(&mut ep, dead("me", 5, "c"), at(0.1));
+    assert_eq!(state(&ep, "me"), Some((NodeState::Alive, 6)));
+    transmits(&mut ep);
+    feed(&mut ep, suspect("me", 1, "c"), at(0.2));
+    let to_sender: Vec<Message> =
+        transmits(&mut ep).into_iter().filter(|(to, _)| *to == addr(200)).flat_map(|(_, m)| m).collect();
+    assert!(matches!(&to_sender[..], [Message::Alive(a)] if a.node == "me" && a.incarnation == 6), "{to_sender:?}");
+    assert_eq!(state(&ep, "me"), Some((NodeState::Alive, 6)), "no new refutation");
+    // Once per probe interval per sender.
+    feed(&mut ep, dead("me", 2, "c"), at(0.4));
+    assert!(transmits(&mut ep).iter().all(|(to, _)| *to != addr(200)));
+    assert_eq!(ep.stats().accusations_answered, 1);
+}

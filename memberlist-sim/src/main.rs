@@ -58,7 +58,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(seed) = args.search_seed {
-        let r = search::run_seed(seed);
+        let timeline = args.timeline.as_ref().map(|path| -> Box<dyn std::io::Write> {
+            Box::new(BufWriter::new(File::create(path).expect("timeline file can be created")))
+        });
+        let r = search::run_seed_with(seed, timeline);
         println!("{}", search::describe(&r));
         return if r.violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }

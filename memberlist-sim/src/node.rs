@@ -120,6 +120,11 @@ pub(crate) enum Rec {
         at: Instant,
         event: Event,
     },
+    /// The node's timers ran (logged for the engine's watch only): what follows is not the
+    /// doing of the datagram before.
+    Timer {
+        at: Instant,
+    },
 }
 
 /// What nobody changes while a window runs.
@@ -313,6 +318,9 @@ impl SimNode {
             }
             Item::StreamFailed { gen: g, id } if g == gen => ep.handle_stream_error(id, "connection refused", now),
             Item::Wake { gen: g } if g == gen => {
+                if self.keep_bytes {
+                    self.log.push(Rec::Timer { at: now });
+                }
                 self.wake_at = None;
                 ep.handle_timeout(now);
             }

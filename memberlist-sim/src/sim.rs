@@ -548,6 +548,11 @@ impl Sim {
                     }
                 }
                 Rec::Lost => self.rec.lost += 1,
+                Rec::Timer { .. } => {
+                    if let Some(w) = self.watch.as_mut() {
+                        w.timers(i);
+                    }
+                }
                 Rec::Event { event, .. } => {
                     if let Some(w) = self.watch.as_mut() {
                         w.event(at, i, &event);
@@ -677,7 +682,7 @@ fn recv_spinning<T>(rx: &mpsc::Receiver<T>) -> Result<T, mpsc::RecvError> {
 
 fn rec_time(r: &Rec) -> Instant {
     match r {
-        Rec::Packet { at, .. } | Rec::Event { at, .. } => *at,
+        Rec::Packet { at, .. } | Rec::Event { at, .. } | Rec::Timer { at } => *at,
         Rec::Lost => Instant::ZERO,
     }
 }

@@ -13,7 +13,10 @@
 //!   or below it is stale gossip.
 //!
 //! Dead messages are seen in the datagrams as delivered (push/pull states travel on streams and
-//! are not looked at: the check is a lower bound on what the observer knew).
+//! are not looked at: the check is a lower bound on what the observer knew). The watch also
+//! keeps every death with whose judgment it was: the sender of the dead message the observer
+//! applied, or the observer itself when its own suspicion ran out (or when the claim came by
+//! push/pull, which the watch does not see).
 
 use std::collections::HashMap;
 
@@ -34,9 +37,27 @@ struct View {
     dead_since: Instant,
 }
 
+/// A death an observer declared or accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Death {
+    /// When.
+    pub at: Instant,
+    /// Who holds the subject dead now.
+    pub observer: usize,
+    /// Its name.
+    pub subject: String,
+    /// Whose judgment it is: the sender of the dead message the observer applied, or the
+    /// observer itself when its own suspicion ran out.
+    pub judged_by: String,
+}
+
 /// The watch of one simulation.
 #[derive(Debug, Default)]
 pub struct Watch {
+    /// Every death event, with whose judgment it was.
+    pub deaths: Vec<Death>,
+    /// Per observer, the dead messages of the datagram it processed last: subject → sender.
+    claims: HashMap<usize, Vec<(String, String)>>,
     /// Dead entries are reaped once dead this long (`gossip_to_the_dead_time`): an entry dead
     /// for longer may have left the table, and what comes next is a new entry.
     pub reap_after: std::time::Duration,
@@ -52,8 +73,14 @@ impl Watch {
         Watch { reap_after, ..Watch::default() }
     }
 
+    /// `observer`'s timers ran: the deaths that follow are its own judgment.
+    pub fn timers(&mut self, observer: usize) {
+        self.claims.remove(&observer);
+    }
+
     /// A datagram `bytes` that `observer` processed at `at`.
     pub fn packet(&mut self, observer: usize, bytes: &[u8]) {
+        self.claims.remove(&observer);
         let mut parts = std::mem::take(&mut self.parts);
         if open_packet_parts(bytes, &OpenConfig::default(), &mut parts).is_ok() {
             for m in parts.messages() {
@@ -62,6 +89,7 @@ impl Watch {
                     continue;
                 }
                 if let Ok(Message::Dead(d)) = Message::decode(m) {
+                    self.claims.entry(observer).or_default().push((d.node.clone(), d.from.clone()));
                     if let Some(v) = self.views.get_mut(&(observer, d.node.clone())) {
                         if v.dead {
                             v.dead_at = v.dead_at.max(d.incarnation);
@@ -81,6 +109,11 @@ impl Watch {
             Event::NodeUpdated(m) | Event::NodeSuspected(m) => (m, false, false),
             _ => return,
         };
+        if dead {
+            let claim = self.claims.get(&observer).and_then(|c| c.iter().rev().find(|(s, _)| *s == m.name));
+            let judged_by = claim.map_or_else(|| crate::sim::node_name(observer), |(_, from)| from.clone());
+            self.deaths.push(Death { at, observer, subject: m.name.clone(), judged_by });
+        }
         let key = (observer, m.name.clone());
         let reap_after = self.reap_after;
         let before = self.views.get(&key).copied().filter(|v| !(v.dead && at - v.dead_since >= reap_after));

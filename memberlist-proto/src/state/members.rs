@@ -160,8 +160,8 @@ pub struct Members {
 /// One entry of the name index: a position in the table and the head of the name there, so
 /// that a lookup compares a short name without following the entry's pointer to its name —
 /// memory a large table rarely has in cache (that miss cost a tenth of a 1000-node
-/// simulation). 16 bytes per member plus hashbrown's control byte, where a map keyed by
-/// name took 33: in a simulation of 10 000 nodes there are 10⁸ members.
+/// simulation). 16 bytes per member plus hashbrown's control byte, where a map from the shared
+/// name to the position took 24: in a simulation of 10 000 nodes there are 10⁸ members.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     pos: u32,

@@ -293,6 +293,39 @@ impl Endpoint {
         self.send_packet(to, msg.encode(), crate::wire::crc_for_peer(Some(pmax)));
     }
 
+    /// Sends this node's current alive straight to `from`, which passed on an accusation against
+    /// it below its current incarnation: a node that missed the refutation keeps gossiping the
+    /// stale suspicion, and without an answer it declares this node dead when its own timer
+    /// runs out (seen by the fault search: one observer in 33 missed a refutation for the whole
+    /// 36 s of its suspicion). Go ignores such messages. Part of `Config::tell_the_accused`;
+    /// once per probe interval per sender.
+    pub(crate) fn answer_stale_accusation(&mut self, from: std::net::SocketAddr, now: Instant) {
+        if !self.cfg.tell_the_accused {
+            return;
+        }
+        if self.answered.get(&from).is_some_and(|t| now - *t < self.cfg.probe_interval) {
+            return;
+        }
+        let Some(me) = self.members.get(&self.cfg.name) else { return };
+        let a = Alive {
+            incarnation: me.incarnation,
+            node: me.name.to_string(),
+            addr: me.addr.to_vec(),
+            port: me.port,
+            meta: me.meta.clone(),
+            vsn: me.vsn,
+        };
+        if self.answered.len() > 2 * self.members.len() + 16 {
+            let interval = self.cfg.probe_interval;
+            self.answered.retain(|_, t| now - *t < interval);
+        }
+        self.answered.insert(from, now);
+        self.stats.accusations_answered += 1;
+        let pmax = self.members.iter().find(|e| ip_from_bytes(&e.addr) == Some(from.ip()) && e.port == from.port());
+        let crc = crate::wire::crc_for_peer(pmax.map(|e| e.vsn.pmax));
+        self.send_packet(from, Message::Alive(a).encode(), crc);
+    }
+
     /// Answers an accusation against this node: an incarnation above `accused_inc`, broadcast
     /// in an alive message, and one step worse health.
     pub(crate) fn refute(&mut self, accused_inc: u32) {

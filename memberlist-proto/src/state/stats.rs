@@ -58,6 +58,9 @@ pub struct Stats {
     /// Accusations sent straight to the accused member, which announced itself below them
     /// (`Config::tell_the_accused`).
     pub accusations_told: u64,
+    /// Stale accusations against this node (below its incarnation) answered with its alive,
+    /// straight to their sender.
+    pub accusations_answered: u64,
     /// Refutations of accusations against this node.
     pub refutes: u64,
     /// Changes of the health score (`memberlist.health.score` updates).
