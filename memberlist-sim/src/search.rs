@@ -223,23 +223,9 @@ pub fn run_seed_with(seed: u64, timeline: Option<Box<dyn std::io::Write>>) -> Se
     // push/pull repairs that, its first one at most two (scaled) intervals after the start.
     let boot_bound = push_pull_scale(cfg.push_pull_interval, n) * 2 + Duration::from_secs(10);
     if !sim.run_while_not(boot_bound, Duration::from_millis(250), Sim::converged) {
-        let live = sim.running_nodes().len();
-        let views: Vec<String> = sim
-            .running_nodes()
-            .into_iter()
-            .filter_map(|i| {
-                let ep = sim.endpoint(i)?;
-                let alive = ep.live_members().len();
-                let lv = sim.rec.live_view.get(i).copied().unwrap_or(-1);
-                let names: Vec<String> = ep.members().into_iter().map(|m| m.name).collect();
-                let odd: Vec<String> = (0..n).map(crate::sim::node_name).filter(|x| !names.contains(x)).collect();
-                (alive != live || lv != live as i64)
-                    .then(|| format!("node-{i} sees {alive} (events say {lv}; missing {odd:?})"))
-            })
-            .collect();
         violations.push((
             "convergence",
-            format!("the bootstrap did not converge within {} s: {}", boot_bound.as_secs(), views.join(", ")),
+            format!("the bootstrap did not converge within {} s: {}", boot_bound.as_secs(), unconverged(&sim)),
         ));
     }
     let start = sim.now();
@@ -329,21 +315,12 @@ pub fn run_seed_with(seed: u64, timeline: Option<Box<dyn std::io::Write>>) -> Se
     }
     if converged_after.is_none() {
         let live = sim.running_nodes().len();
-        let views: Vec<String> = sim
-            .running_nodes()
-            .into_iter()
-            .filter_map(|i| {
-                let ep = sim.endpoint(i)?;
-                let alive = ep.live_members().len();
-                (alive != live).then(|| format!("node-{i} sees {alive}"))
-            })
-            .collect();
         violations.push((
             "convergence",
             format!(
                 "{live} live nodes not all alive everywhere {} s after healing: {}",
                 bound.as_secs(),
-                views.join(", ")
+                unconverged(&sim)
             ),
         ));
     }
@@ -394,6 +371,22 @@ pub fn run_seed_with(seed: u64, timeline: Option<Box<dyn std::io::Write>>) -> Se
         ended_at,
         trace_hash,
     }
+}
+
+/// The running nodes that do not see every running node alive, and whom they miss.
+fn unconverged(sim: &Sim) -> String {
+    let running = sim.running_nodes();
+    let views: Vec<String> = running
+        .iter()
+        .filter_map(|&i| {
+            let ep = sim.endpoint(i)?;
+            let alive: Vec<String> = ep.live_members().into_iter().map(|m| m.name).collect();
+            let missing: Vec<String> =
+                running.iter().map(|&j| crate::sim::node_name(j)).filter(|x| !alive.contains(x)).collect();
+            (!missing.is_empty()).then(|| format!("node-{i} misses {missing:?}"))
+        })
+        .collect();
+    views.join(", ")
 }
 
 /// Ends the faults due by `at`, in time order.
