@@ -182,8 +182,11 @@ pub struct Config {
     /// holds it dead or suspect, send it that accusation directly — at most once per probe
     /// interval per member — so that it refutes. A node restarted with fresh state comes back
     /// at a low incarnation, and without this the claims against it may never reach it, so it
-    /// stays dead at some observers for good (Go #311, fixed the same way in Go PR #345). Only
-    /// standard dead and suspect messages are sent. `false` gives Go's behaviour.
+    /// stays dead at some observers for good (Go #311, fixed the same way in Go PR #345). The
+    /// other way round too: an accusation against this node below its current incarnation
+    /// (someone missed the refutation) is answered with this node's alive, straight to the
+    /// sender, at most once per probe interval per sender. Only standard alive, dead and suspect
+    /// messages are sent. `false` gives Go's behaviour.
     pub tell_the_accused: bool,
     /// How Go `int` fields above 127 are written (both forms are always read).
     pub int_encoding: IntEncoding,
