@@ -302,8 +302,7 @@ impl SimNode {
                 self.links.insert(id, link);
             }
             Item::Accept { conn, .. } => {
-                let at = now + ctx.net.stream_latency();
-                self.out.push(Out { to: conn.0, at, item: Item::StreamFailed { gen: conn.1, id: conn.2 } });
+                self.refuse_connection(conn, now, ctx);
                 return;
             }
             Item::StreamData { gen: g, end, bytes } if g == gen => {
@@ -334,9 +333,14 @@ impl SimNode {
     /// drops everything else.
     fn refuse(&mut self, item: &Item, now: Instant, ctx: &Ctx<'_>) {
         if let Item::Accept { conn, .. } = item {
-            let at = now + ctx.net.stream_latency();
-            self.out.push(Out { to: conn.0, at, item: Item::StreamFailed { gen: conn.1, id: conn.2 } });
+            self.refuse_connection(*conn, now, ctx);
         }
+    }
+
+    /// Tells the initiator of `conn`, one latency later, that the connection was refused.
+    fn refuse_connection(&mut self, conn: ConnKey, now: Instant, ctx: &Ctx<'_>) {
+        let at = now + ctx.net.stream_latency();
+        self.out.push(Out { to: conn.0, at, item: Item::StreamFailed { gen: conn.1, id: conn.2 } });
     }
 
     /// Ends a pause that is due: like a process coming back from a stall, its overdue timers

@@ -536,7 +536,6 @@ pub fn run_with(
             }
             Step::MassRestart { within_secs, down_secs_min, down_secs_max, settle_push_pulls } => {
                 let nodes = sim.running_nodes();
-                let n = sim.len();
                 let window = secs(*within_secs).as_nanos().max(1) as u64;
                 let (lo, hi) = (secs(*down_secs_min), secs(*down_secs_max).max(secs(*down_secs_min)));
                 let spread = (hi - lo).as_nanos().max(1) as u64;
@@ -564,7 +563,6 @@ pub fn run_with(
                     };
                     sim.restart(i, &seeds);
                 }
-                let _ = n;
                 let last = sim.now();
                 let watched =
                     memberlist_proto::state::push_pull_scale(cfg.push_pull_interval, sim.len()) * *settle_push_pulls;

@@ -167,11 +167,6 @@ pub fn search_config() -> Config {
     cfg
 }
 
-/// Runs `sim` to `until`.
-fn advance(sim: &mut Sim, until: Instant) {
-    sim.run_until(until);
-}
-
 /// What is in force while the schedule runs.
 #[derive(Default)]
 struct Active {
@@ -236,7 +231,7 @@ pub fn run_seed_with(seed: u64, timeline: Option<Box<dyn std::io::Write>>) -> Se
         let at = start + s.at;
         // End what is due first.
         end_due(&mut sim, &mut active, at, n, &lan);
-        advance(&mut sim, at);
+        sim.run_until(at);
         let until = at + s.lasts;
         match &s.fault {
             Fault::Loss { nodes, ppm, egress, ingress } => {
@@ -291,7 +286,7 @@ pub fn run_seed_with(seed: u64, timeline: Option<Box<dyn std::io::Write>>) -> Se
     // Everything heals when the last fault ends: the network, and every crashed node restarts.
     let heal_at = start + schedule.iter().map(|s| s.at + s.lasts).max().unwrap_or_default();
     end_due(&mut sim, &mut active, heal_at, n, &lan);
-    advance(&mut sim, heal_at);
+    sim.run_until(heal_at);
     sim.net = lan.clone();
     for i in 0..n {
         if !sim.running(i) {
@@ -308,7 +303,7 @@ pub fn run_seed_with(seed: u64, timeline: Option<Box<dyn std::io::Write>>) -> Se
             break;
         }
         let next = sim.now() + Duration::from_millis(500);
-        advance(&mut sim, next);
+        sim.run_until(next);
     }
     if converged_after.is_none() && sim.converged() {
         converged_after = Some(sim.now() - healed);
@@ -403,7 +398,7 @@ fn end_due(sim: &mut Sim, active: &mut Active, at: Instant, n: usize, lan: &Netw
         active.jitter.iter().for_each(|j| consider(j.0));
         active.restarts.iter().for_each(|r| consider(r.0));
         let Some(t) = next else { return };
-        advance(sim, t);
+        sim.run_until(t);
         active.loss.retain(|l| l.0 > t);
         active.apply_loss(&mut sim.net, n);
         if active.partition_until.is_some_and(|p| p <= t) {

@@ -481,22 +481,21 @@ impl Sim {
 
     /// Runs the nodes of one window, on every thread when there is enough to share.
     fn run_window(&mut self, active: &[usize], end: Instant, shared: &Shared, workers: Option<&Workers<'_>>) {
-        let ctx = shared.ctx(self.window);
-        let workers = workers.filter(|_| active.len() > 1);
-        let Some(workers) = workers else {
-            for &i in active {
-                self.node_mut(i).run_window(end, &ctx);
+        if let Some(w) = workers.filter(|_| active.len() > 1) {
+            let costs: Vec<(usize, usize)> =
+                active.iter().map(|&i| (self.node_mut(i).pending_before(end), i)).collect();
+            if costs.iter().map(|c| c.0).sum::<usize>() >= PARALLEL_MIN_ITEMS {
+                return self.share_window(costs, end, shared, w);
             }
-            return;
-        };
-        let mut costs: Vec<(usize, usize)> =
-            active.iter().map(|&i| (self.node_mut(i).pending_before(end), i)).collect();
-        if costs.iter().map(|c| c.0).sum::<usize>() < PARALLEL_MIN_ITEMS {
-            for &i in active {
-                self.node_mut(i).run_window(end, &ctx);
-            }
-            return;
         }
+        let ctx = shared.ctx(self.window);
+        for &i in active {
+            self.node_mut(i).run_window(end, &ctx);
+        }
+    }
+
+    /// Runs a window's nodes on every thread; `costs` are (pending items, node).
+    fn share_window(&mut self, mut costs: Vec<(usize, usize)>, end: Instant, shared: &Shared, workers: &Workers<'_>) {
         costs.sort_unstable_by(|a, b| b.cmp(a));
         let nodes = costs.iter().map(|&(_, i)| Mutex::new(self.nodes[i].take())).collect();
         let work = Arc::new(Work { nodes, next: AtomicUsize::new(0), end, window: self.window });

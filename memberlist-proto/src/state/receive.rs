@@ -63,16 +63,11 @@ impl Endpoint {
         if a.vsn.pmin == 0 || a.vsn.pmax == 0 || a.vsn.pmin > a.vsn.pmax || ip_from_bytes(a.addr).is_none() {
             return false;
         }
-        let Some(known) = self.members.get(a.node) else { return false };
-        if a.incarnation > known.incarnation || *known.addr != *a.addr || known.port != a.port {
+        if !self.drop_known_alive(a.node, a.incarnation, a.addr, a.port, now) {
             return false;
         }
-        let accused = known.state != crate::node::NodeState::Alive;
         self.stats.messages_received += 1;
         self.realign_idle_gossip(now);
-        if accused {
-            self.tell_the_accused(a.node, now);
-        }
         true
     }
 }

@@ -15,6 +15,7 @@
 //! * **merge**: remote alive entries are alives; left entries are leaves; dead and suspect
 //!   entries only make us suspect the node, so it gets the chance to refute.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::event::{Event, Member};
@@ -39,6 +40,25 @@ fn member_of_alive(a: &Alive) -> Member {
     }
 }
 
+/// Whether `key` was recorded in `log` less than `interval` before `now`.
+fn recently<K: Ord + ?Sized, Q: Ord + std::borrow::Borrow<K>>(
+    log: &BTreeMap<Q, Instant>,
+    key: &K,
+    now: Instant,
+    interval: Duration,
+) -> bool {
+    log.get(key).is_some_and(|t| now - *t < interval)
+}
+
+/// Records `key` at `now` in `log`; once the log outgrows twice the table (`members`), entries
+/// older than `interval` are dropped, so it stays bounded.
+fn remember<Q: Ord>(log: &mut BTreeMap<Q, Instant>, key: Q, now: Instant, interval: Duration, members: usize) {
+    if log.len() > 2 * members + 16 {
+        log.retain(|_, t| now - *t < interval);
+    }
+    log.insert(key, now);
+}
+
 impl Endpoint {
     /// Applies an alive message. `bootstrap` is set for this node's own announcements;
     /// `notify` is reported when the resulting broadcast finishes.
@@ -56,15 +76,8 @@ impl Endpoint {
         let Some(ip) = ip_from_bytes(&a.addr) else { return };
         // Fast path for the commonest message of all, gossip repeating what we already know:
         // a known node at its known address with no newer incarnation changes nothing below.
-        if !is_local {
-            if let Some(known) = self.members.get(&a.node) {
-                if a.incarnation <= known.incarnation && *known.addr == *a.addr && known.port == a.port {
-                    if known.state != NodeState::Alive {
-                        self.tell_the_accused(&a.node, now);
-                    }
-                    return;
-                }
-            }
+        if !is_local && self.drop_known_alive(&a.node, a.incarnation, &a.addr, a.port, now) {
+            return;
         }
         let name = a.node.clone();
         let mut updates_node = false;
@@ -148,6 +161,28 @@ impl Endpoint {
         } else if old_meta != state.meta {
             self.events.push_back(Event::NodeUpdated(Member::from(state)));
         }
+    }
+
+    /// For an alive about another node: whether it repeats what the table holds — the node known
+    /// at that address and port at an incarnation at least as high — and so changes nothing.
+    /// Then it is dropped, and if the table holds the node dead or suspect, the node is told so
+    /// (`tell_the_accused`).
+    pub(crate) fn drop_known_alive(
+        &mut self,
+        node: &str,
+        incarnation: u32,
+        addr: &[u8],
+        port: u16,
+        now: Instant,
+    ) -> bool {
+        let Some(known) = self.members.get(node) else { return false };
+        if incarnation > known.incarnation || *known.addr != *addr || known.port != port {
+            return false;
+        }
+        if known.state != NodeState::Alive {
+            self.tell_the_accused(node, now);
+        }
+        true
     }
 
     /// Asks the application whether to accept an alive message (Go's `AliveDelegate`).
@@ -270,7 +305,7 @@ impl Endpoint {
             return;
         }
         let Some(entry) = self.members.get(name) else { return };
-        if self.told.get(name).is_some_and(|t| now - *t < self.cfg.probe_interval) {
+        if recently(&self.told, name, now, self.cfg.probe_interval) {
             return;
         }
         let Some(ip) = ip_from_bytes(&entry.addr) else { return };
@@ -282,13 +317,7 @@ impl Endpoint {
             NodeState::Dead | NodeState::Left => Message::Dead(Dead { incarnation, node, from }),
         };
         let pmax = entry.vsn.pmax;
-        // Bounded: entries older than a probe interval are dropped once the map outgrows the
-        // table.
-        if self.told.len() > 2 * self.members.len() + 16 {
-            let interval = self.cfg.probe_interval;
-            self.told.retain(|_, t| now - *t < interval);
-        }
-        self.told.insert(name.to_owned(), now);
+        remember(&mut self.told, name.to_owned(), now, self.cfg.probe_interval, self.members.len());
         self.stats.accusations_told += 1;
         self.send_packet(to, msg.encode(), crate::wire::crc_for_peer(Some(pmax)));
     }
@@ -303,27 +332,28 @@ impl Endpoint {
         if !self.cfg.tell_the_accused {
             return;
         }
-        if self.answered.get(&from).is_some_and(|t| now - *t < self.cfg.probe_interval) {
+        if recently(&self.answered, &from, now, self.cfg.probe_interval) {
             return;
         }
-        let Some(me) = self.members.get(&self.cfg.name) else { return };
-        let a = Alive {
+        let Some(a) = self.own_alive() else { return };
+        remember(&mut self.answered, from, now, self.cfg.probe_interval, self.members.len());
+        self.stats.accusations_answered += 1;
+        let pmax = self.members.iter().find(|e| ip_from_bytes(&e.addr) == Some(from.ip()) && e.port == from.port());
+        let crc = crate::wire::crc_for_peer(pmax.map(|e| e.vsn.pmax));
+        self.send_packet(from, Message::Alive(a).encode(), crc);
+    }
+
+    /// This node's alive message as its table entry stands.
+    fn own_alive(&self) -> Option<Alive> {
+        let me = self.members.get(&self.cfg.name)?;
+        Some(Alive {
             incarnation: me.incarnation,
             node: me.name.to_string(),
             addr: me.addr.to_vec(),
             port: me.port,
             meta: me.meta.clone(),
             vsn: me.vsn,
-        };
-        if self.answered.len() > 2 * self.members.len() + 16 {
-            let interval = self.cfg.probe_interval;
-            self.answered.retain(|_, t| now - *t < interval);
-        }
-        self.answered.insert(from, now);
-        self.stats.accusations_answered += 1;
-        let pmax = self.members.iter().find(|e| ip_from_bytes(&e.addr) == Some(from.ip()) && e.port == from.port());
-        let crc = crate::wire::crc_for_peer(pmax.map(|e| e.vsn.pmax));
-        self.send_packet(from, Message::Alive(a).encode(), crc);
+        })
     }
 
     /// Answers an accusation against this node: an incarnation above `accused_inc`, broadcast
@@ -340,14 +370,7 @@ impl Endpoint {
         self.stats.refutes += 1;
         let Some(me) = self.members.get_mut(&self.cfg.name) else { return };
         me.incarnation = inc;
-        let a = Alive {
-            incarnation: inc,
-            node: me.name.to_string(),
-            addr: me.addr.to_vec(),
-            port: me.port,
-            meta: me.meta.clone(),
-            vsn: me.vsn,
-        };
+        let Some(a) = self.own_alive() else { return };
         // Go queues refutations under the IP string rather than the name; the key only decides
         // what replaces what, so the node name (which alive messages about us also use) is used.
         // Ahead of other gossip: after a restart and join, the queue holds an alive for every
