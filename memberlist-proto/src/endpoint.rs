@@ -523,6 +523,24 @@ impl Endpoint {
         self.members.iter().filter(|e| !e.dead_or_left()).count()
     }
 
+    /// From now on, remembers which members change, for
+    /// [`take_member_changes`](Self::take_member_changes). Off by default (nothing is kept).
+    pub fn track_member_changes(&mut self) {
+        self.members.track_changes();
+    }
+
+    /// Every member added, changed or reaped since the last call, once each, as the table now
+    /// holds it (`None`: reaped). Applied to a copy of [`members`](Self::members) taken when
+    /// tracking started, it keeps the copy holding what the table holds (in its own order) at the cost
+    /// of the changes alone. Empty unless [`track_member_changes`](Self::track_member_changes)
+    /// was called.
+    pub fn take_member_changes(&mut self) -> Vec<(std::sync::Arc<str>, Option<Member>)> {
+        let mut names = self.members.take_changes();
+        names.sort_unstable();
+        names.dedup();
+        names.into_iter().map(|n| (n.clone(), self.member(&n))).collect()
+    }
+
     /// One member by name.
     pub fn member(&self, name: &str) -> Option<Member> {
         self.members.get(name).map(Member::from)

@@ -22,6 +22,7 @@ use tokio::task::JoinSet;
 
 use crate::delegate::Delegate;
 use crate::handoff::{read_loop, Filter, Inline, Queues};
+use crate::member_view::MemberView;
 use crate::seeds::Seed;
 use crate::transport::{BoxConn, BoxFuture, Transport};
 use crate::Error;
@@ -89,7 +90,7 @@ struct StreamCtx {
 
 /// What handles can read without asking the node task.
 pub(crate) struct Shared {
-    pub members: RwLock<Arc<Vec<Member>>>,
+    pub members: RwLock<MemberView>,
     pub local: RwLock<Option<Member>>,
     pub health: RwLock<u32>,
     pub queued: RwLock<(usize, usize)>,
@@ -109,10 +110,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(ep: &Endpoint) -> (Arc<Shared>, watch::Sender<bool>) {
+    /// What handles read of `ep`; from here on `ep` tracks its table's changes, which the
+    /// node task applies to the view.
+    pub(crate) fn new(ep: &mut Endpoint) -> (Arc<Shared>, watch::Sender<bool>) {
         let (stopped_tx, stopped) = watch::channel(false);
+        ep.track_member_changes();
         let shared = Shared {
-            members: RwLock::new(Arc::new(ep.members())),
+            members: RwLock::new(MemberView::new(ep.members())),
             local: RwLock::new(ep.local_member()),
             health: RwLock::new(0),
             queued: RwLock::new((0, 0)),
@@ -434,17 +438,24 @@ impl Driver {
                 }
             }
         }
+        // The view first, so that a handle woken by an event already reads what it reports.
+        let changes = self.ep.take_member_changes();
+        if !changes.is_empty() {
+            let me = &self.ep.config().name;
+            if let Some((_, local)) = changes.iter().find(|(n, _)| **n == **me) {
+                if let Ok(mut l) = self.shared.local.write() {
+                    l.clone_from(local);
+                }
+            }
+            if let Ok(mut view) = self.shared.members.write() {
+                for (name, now) in changes {
+                    view.apply(name, now);
+                }
+            }
+        }
         let mut events = Vec::new();
         while let Some(e) = self.ep.poll_event() {
             events.push(e);
-        }
-        if !events.is_empty() {
-            if let Ok(mut m) = self.shared.members.write() {
-                *m = Arc::new(self.ep.members());
-            }
-            if let Ok(mut l) = self.shared.local.write() {
-                *l = self.ep.local_member();
-            }
         }
         if let Ok(mut h) = self.shared.health.write() {
             *h = self.ep.health_score();
@@ -458,7 +469,8 @@ impl Driver {
         while let Some(t) = self.ep.poll_sample() {
             self.metrics.sample(t);
         }
-        self.metrics.maybe_publish(&self.ep);
+        let counts = self.shared.members.read().map(|v| v.counts()).unwrap_or_default();
+        self.metrics.maybe_publish(&self.ep, counts);
         if events.is_empty() {
             return;
         }
@@ -484,17 +496,7 @@ impl Driver {
 
 /// How many members are alive or suspect (Go's `NumMembers`).
 pub(crate) fn live_members(shared: &Shared) -> usize {
-    shared
-        .members
-        .read()
-        .map(|m| {
-            m.iter()
-                .filter(|m| {
-                    matches!(m.state, memberlist_proto::NodeState::Alive | memberlist_proto::NodeState::Suspect)
-                })
-                .count()
-        })
-        .unwrap_or(0)
+    shared.members.read().map(|m| m.counts().live()).unwrap_or(0)
 }
 
 /// Ends every event stream: the node will produce no more events.

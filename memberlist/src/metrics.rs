@@ -28,6 +28,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use memberlist_proto::{Endpoint, NodeState, Sample, Stats};
+
+use crate::member_view::StateCounts;
 use metrics::Label;
 
 /// The node task's metrics: the labels every metric carries and what was published last.
@@ -63,7 +65,7 @@ impl Metrics {
 
     /// Publishes the counters and gauges once a second and the queue depth every
     /// `queue_check_interval`; cheap to call after every step of the node task.
-    pub(crate) fn maybe_publish(&mut self, ep: &Endpoint) {
+    pub(crate) fn maybe_publish(&mut self, ep: &Endpoint, counts: StateCounts) {
         let now = Instant::now();
         if now >= self.next_queue_check {
             self.next_queue_check = now + self.queue_check_interval;
@@ -73,7 +75,7 @@ impl Metrics {
         }
         if now >= self.next_publish {
             self.next_publish = now + Duration::from_secs(1);
-            self.publish(ep);
+            self.publish(ep, counts);
         }
     }
 
@@ -100,7 +102,7 @@ impl Metrics {
         metrics::gauge!("memberlist.size.local", self.labels.to_vec()).set(bytes as f64);
     }
     /// Publishes what changed since the last publication, then remembers the counters.
-    fn publish(&mut self, ep: &Endpoint) {
+    fn publish(&mut self, ep: &Endpoint, counts: StateCounts) {
         let now = ep.stats().clone();
         let last = &self.last;
         let counters: [(&'static str, u64, u64); 11] = [
@@ -138,13 +140,13 @@ impl Metrics {
             }
         }
         metrics::gauge!("memberlist.health.score", self.labels.to_vec()).set(f64::from(ep.health_score()));
-        let mut per_state = [0u32; 4];
-        for m in ep.members() {
-            per_state[m.state as usize] += 1;
-        }
-        for state in [NodeState::Alive, NodeState::Suspect, NodeState::Dead, NodeState::Left] {
-            metrics::gauge!("memberlist.node.instances", self.with("node_state", state.as_str()))
-                .set(f64::from(per_state[state as usize]));
+        for (state, count) in [
+            (NodeState::Alive, counts.alive),
+            (NodeState::Suspect, counts.suspect),
+            (NodeState::Dead, counts.dead),
+            (NodeState::Left, counts.left),
+        ] {
+            metrics::gauge!("memberlist.node.instances", self.with("node_state", state.as_str())).set(count as f64);
         }
         self.last = now;
     }

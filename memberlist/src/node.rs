@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::advertise::{final_advertise_addr, host_interfaces};
 use crate::driver::{Command, Driver, KeyOp, Shared};
+use crate::member_view::StateCounts;
 use crate::options::Options;
 use crate::seeds::Seed;
 use crate::transport::{NetTransport, Transport};
@@ -116,8 +117,8 @@ impl Memberlist {
             Some(d) => Box::new(crate::delegate::DelegateHooks(d.clone())),
             None => opts.hooks,
         };
-        let ep = Endpoint::new(opts.config, advertise, meta, hooks, seed, Instant::ZERO)?;
-        let (shared, stopped) = Shared::new(&ep);
+        let mut ep = Endpoint::new(opts.config, advertise, meta, hooks, seed, Instant::ZERO)?;
+        let (shared, stopped) = Shared::new(&mut ep);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let metrics = crate::metrics::Metrics::new(&opts.metric_labels, opts.queue_check_interval);
         let (mut driver, inbox) = Driver::new(
@@ -354,13 +355,25 @@ impl Memberlist {
     /// Every known member in its real state — alive, suspect, dead or left — as owned
     /// snapshots (Go has no such call; its `Node.State` cannot tell dead from left, #293).
     pub fn all_members(&self) -> Vec<Member> {
-        self.shared.members.read().map(|m| m.as_ref().clone()).unwrap_or_default()
+        self.shared.members.read().map(|m| m.list().to_vec()).unwrap_or_default()
     }
 
     /// The members that are alive or suspect, this node included, as Go's `Members` returns
     /// them (dead and left nodes are not listed).
     pub fn members(&self) -> Vec<Member> {
-        self.all_members().into_iter().filter(|m| matches!(m.state, NodeState::Alive | NodeState::Suspect)).collect()
+        let live = |m: &&Member| matches!(m.state, NodeState::Alive | NodeState::Suspect);
+        self.shared.members.read().map(|v| v.list().iter().filter(live).cloned().collect()).unwrap_or_default()
+    }
+
+    /// One member by name, in its real state, if this node knows it (dead and left members
+    /// until they are reaped); no copy of the table is made.
+    pub fn member(&self, name: &str) -> Option<Member> {
+        self.shared.members.read().ok().and_then(|v| v.get(name).cloned())
+    }
+
+    /// How many members this node knows in each state, without copying the table.
+    pub fn state_counts(&self) -> StateCounts {
+        self.shared.members.read().map(|v| v.counts()).unwrap_or_default()
     }
 
     /// How many members are alive or suspect (Go's `NumMembers`): `members().len()`.

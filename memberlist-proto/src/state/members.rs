@@ -155,6 +155,10 @@ pub struct Members {
     /// Positions in `nodes`, found by the hash of the name there.
     index: HashTable<Slot>,
     hasher: NameHasher,
+    /// With [`track_changes`](Members::track_changes) on, the names whose entries were added,
+    /// handed out to change or reaped since the last [`take_changes`](Members::take_changes)
+    /// (a name may repeat); `None` when off, as in the simulator, which never reads it.
+    changed: Option<Vec<Arc<str>>>,
 }
 
 /// One entry of the name index: a position in the table and the head of the name there, so
@@ -207,7 +211,27 @@ impl Members {
     /// An empty table whose name index hashes with `seed` (see
     /// [`name_hash`](super::name_hash)).
     pub fn with_hash_seed(seed: u64) -> Self {
-        Members { nodes: Vec::new(), index: HashTable::new(), hasher: NameHasher::with_seed(seed) }
+        Members { nodes: Vec::new(), index: HashTable::new(), hasher: NameHasher::with_seed(seed), changed: None }
+    }
+
+    /// From now on, remembers which names change, so that a copy of the table kept elsewhere
+    /// (a driver's view for its handles) can follow it at the cost of the changes alone rather
+    /// than of a full copy per change.
+    pub fn track_changes(&mut self) {
+        self.changed.get_or_insert_with(Vec::new);
+    }
+
+    /// The names added, changed or reaped since the last call, in order, with repeats; empty
+    /// unless [`track_changes`](Self::track_changes) is on. A name may be listed although
+    /// nothing about it changed (it was handed out to change): the reader looks each one up.
+    pub fn take_changes(&mut self) -> Vec<Arc<str>> {
+        self.changed.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    fn note_change(changed: &mut Option<Vec<Arc<str>>>, name: &Arc<str>) {
+        if let Some(c) = changed {
+            c.push(name.clone());
+        }
     }
 
     fn hash(hasher: &NameHasher, name: &str) -> u64 {
@@ -255,10 +279,9 @@ impl Members {
 
     /// The entry for `name`, to change it.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut NodeEntry> {
-        match self.position(name) {
-            Some(i) => self.nodes.get_mut(i),
-            None => None,
-        }
+        let e = self.position(name).and_then(|i| self.nodes.get_mut(i))?;
+        Self::note_change(&mut self.changed, &e.name);
+        Some(e)
     }
 
     /// Makes room for `additional` more entries.
@@ -272,6 +295,7 @@ impl Members {
     /// in `[0, n)` (Go's insertion, which keeps the failure-detection bound low on average). The
     /// caller makes sure the name is not in the table yet.
     pub fn insert(&mut self, entry: NodeEntry, rng: &mut impl Rng) {
+        Self::note_change(&mut self.changed, &entry.name);
         let n = self.nodes.len();
         let offset = random_offset(rng, n);
         self.nodes.push(entry);
@@ -294,6 +318,7 @@ impl Members {
     pub fn extend_shuffled(&mut self, entries: impl IntoIterator<Item = NodeEntry>, rng: &mut impl Rng) {
         for e in entries {
             if self.position(&e.name).is_none() {
+                Self::note_change(&mut self.changed, &e.name);
                 self.nodes.push(e);
                 self.index_insert(self.nodes.len() - 1);
             }
@@ -314,6 +339,9 @@ impl Members {
             .into_iter()
             .partition(|n| !(n.dead_or_left() && now - n.state_change > gossip_to_the_dead));
         self.nodes = keep;
+        for r in &reaped {
+            Self::note_change(&mut self.changed, &r.name);
+        }
         shuffle(rng, &mut self.nodes);
         self.reindex();
         reaped
