@@ -183,6 +183,9 @@ struct Cluster {
     ever: BTreeSet<String>,
 }
 
+/// The victim's state at every node, and each (observer, member) death that was not a kill.
+type KillCheck = (Vec<Option<NodeState>>, Vec<(String, String)>);
+
 impl Cluster {
     fn new(kind: Kind, gopeer: &std::path::Path) -> Cluster {
         Cluster {
@@ -232,6 +235,39 @@ impl Cluster {
         self.ever.insert(name.clone());
         self.names.push(name);
         Ok(())
+    }
+
+    /// The state of `victim` at every node, and each death (observer, member) of a node that was
+    /// not `killed`. In process the victim is looked up and the dead counted at each node, and
+    /// tables are read only when some node holds a death that is not a kill.
+    fn kill_check(&mut self, victim: &str, killed: &BTreeSet<String>) -> Result<KillCheck> {
+        let dead = |state: Option<NodeState>| state == Some(NodeState::Dead);
+        let (states, read_tables) = if self.kind == Kind::Rust {
+            let states = self.inproc.iter().map(|m| m.member(victim).map(|m| m.state)).collect();
+            let others_dead = self
+                .inproc
+                .iter()
+                .any(|m| m.state_counts().dead > killed.iter().filter(|k| dead(m.member(k).map(|k| k.state))).count());
+            (Some(states), others_dead)
+        } else {
+            (None, true)
+        };
+        if !read_tables {
+            return Ok((states.unwrap_or_default(), Vec::new()));
+        }
+        let reports = self.reports()?;
+        let mut deaths = Vec::new();
+        for (i, r) in reports.iter().enumerate() {
+            for (m, s) in &r.table {
+                if *s == NodeState::Dead && !killed.contains(m) {
+                    deaths.push((self.names[i].clone(), m.clone()));
+                }
+            }
+        }
+        let states = states.unwrap_or_else(|| {
+            reports.iter().map(|r| r.table.iter().find(|(m, _)| m == victim).map(|(_, s)| *s)).collect()
+        });
+        Ok((states, deaths))
     }
 
     /// Crashes node `i` (never the seed): SIGKILL, or shutdown without leaving.
@@ -468,52 +504,14 @@ async fn bench(kind: Kind, gopeer: &std::path::Path, n: usize, kills: usize, ste
         let t0 = Instant::now();
         let mut suspected = None;
         loop {
-            if c.kind == Kind::Rust {
-                let (mut all_dead, mut others_dead) = (true, false);
-                for m in &c.inproc {
-                    let state = m.member(&name).map(|m| m.state);
-                    if suspected.is_none() && matches!(state, Some(NodeState::Suspect | NodeState::Dead)) {
-                        suspected = Some(t0.elapsed());
-                    }
-                    all_dead &= state == Some(NodeState::Dead);
-                    let killed_dead =
-                        killed.iter().filter(|k| m.member(k).is_some_and(|k| k.state == NodeState::Dead)).count();
-                    others_dead |= m.state_counts().dead > killed_dead;
-                }
-                // Only when some table holds a death that is not a kill is every table read.
-                if others_dead || all_dead {
-                    for (i, r) in c.reports()?.iter().enumerate() {
-                        for (m, s) in &r.table {
-                            if *s == NodeState::Dead && !killed.contains(m) {
-                                false_deaths.insert((c.names[i].clone(), m.clone()));
-                            }
-                        }
-                    }
-                }
-                if all_dead {
-                    break;
-                }
-                if t0.elapsed() > Duration::from_secs(180) {
-                    bail!("{kind:?}: kill {k} not detected");
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-            let reports = c.reports()?;
-            let mut all_dead = true;
-            for (i, r) in reports.iter().enumerate() {
-                let state = r.table.iter().find(|(m, _)| *m == name).map(|(_, s)| *s);
+            let (states, deaths) = c.kill_check(&name, &killed)?;
+            for state in &states {
                 if suspected.is_none() && matches!(state, Some(NodeState::Suspect | NodeState::Dead)) {
                     suspected = Some(t0.elapsed());
                 }
-                all_dead &= state == Some(NodeState::Dead);
-                for (m, s) in &r.table {
-                    if *s == NodeState::Dead && !killed.contains(m) {
-                        false_deaths.insert((c.names[i].clone(), m.clone()));
-                    }
-                }
             }
-            if all_dead {
+            false_deaths.extend(deaths);
+            if states.iter().all(|s| *s == Some(NodeState::Dead)) {
                 break;
             }
             if t0.elapsed() > Duration::from_secs(180) {
