@@ -5,6 +5,7 @@ mod api;
 mod bench;
 mod decode;
 mod demo;
+mod heap;
 mod http;
 mod join;
 mod keys;
@@ -50,13 +51,19 @@ enum Command {
     Peer(Box<peer::PeerArgs>),
 }
 
+/// A long-running command, with the heap trimmer beside it (see [`heap`]).
+async fn trimmed<T>(command: impl std::future::Future<Output = T>) -> T {
+    heap::spawn_trimmer();
+    command.await
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = || tokio::runtime::Builder::new_multi_thread().enable_all().build();
     let result = match cli.command {
-        Command::Agent(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(agent::run(*args))),
+        Command::Agent(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(trimmed(agent::run(*args)))),
         Command::Members(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(members::run(&args))),
-        Command::Demo(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(demo::run(&args))),
+        Command::Demo(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(trimmed(demo::run(&args)))),
         Command::Decode(args) => decode::run(&args),
         Command::Keygen => keys::keygen().map(|k| {
             println!("{k}");
@@ -68,8 +75,8 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .map_err(Into::into)
-            .and_then(|rt| rt.block_on(peer::run(*args))),
-        Command::Bench(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(bench::run(&args))),
+            .and_then(|rt| rt.block_on(trimmed(peer::run(*args)))),
+        Command::Bench(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(trimmed(bench::run(&args)))),
     };
     match result {
         Ok(code) => code,

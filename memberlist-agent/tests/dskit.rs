@@ -453,6 +453,13 @@ impl memberlist::Transport for Recording {
             Ok((n, from))
         })
     }
+    fn recv_packet(&self) -> memberlist::BoxFuture<'_, std::io::Result<(Vec<u8>, SocketAddr)>> {
+        Box::pin(async move {
+            let (packet, from) = self.inner.recv_packet().await?;
+            self.seen.lock().unwrap().push(packet.clone());
+            Ok((packet, from))
+        })
+    }
     fn connect(&self, to: SocketAddr) -> memberlist::BoxFuture<'static, std::io::Result<memberlist::BoxConn>> {
         self.inner.connect(to)
     }

@@ -410,18 +410,18 @@ impl Endpoint {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        pop_or_shrink(&mut self.transmits)
     }
 
     /// The next stream action.
     pub fn poll_stream(&mut self) -> Option<StreamAction> {
-        self.stream_actions.pop_front()
+        pop_or_shrink(&mut self.stream_actions)
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.collect_finished_broadcasts();
-        self.events.pop_front()
+        pop_or_shrink(&mut self.events)
     }
 
     /// The next probe or push/pull duration or push/pull size, for metrics (the last
@@ -772,6 +772,19 @@ impl Endpoint {
     pub(crate) fn any_other_alive(&self) -> bool {
         self.members.iter().any(|e| *e.name != *self.cfg.name && e.state == NodeState::Alive)
     }
+}
+
+/// Room an emptied output queue keeps.
+pub(crate) const OUTPUT_ROOM_KEPT: usize = 32;
+
+/// The queue's next item; once it is empty, the room a burst grew it to is given back (a join
+/// queues an event per member: 1000 events of 160 bytes that a node kept for good).
+fn pop_or_shrink<T>(queue: &mut VecDeque<T>) -> Option<T> {
+    let next = queue.pop_front();
+    if next.is_none() {
+        queue.shrink_to(OUTPUT_ROOM_KEPT);
+    }
+    next
 }
 
 /// Packet send settings from a configuration: encryption only with keys and

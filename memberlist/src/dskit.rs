@@ -381,6 +381,14 @@ impl Transport for DskitTransport {
         })
     }
 
+    /// The datagram as the reader task read it off its connection.
+    fn recv_packet(&self) -> BoxFuture<'_, io::Result<(Vec<u8>, SocketAddr)>> {
+        Box::pin(async move {
+            let mut rx = self.datagrams.lock().await;
+            rx.recv().await.ok_or_else(|| io::Error::other("transport closed"))
+        })
+    }
+
     fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>> {
         let tls = self.cfg.tls.clone();
         Box::pin(async move {

@@ -37,9 +37,19 @@ pub(crate) struct Queues {
 
 impl Queues {
     /// The next message to handle: the newest alive, else the newest other.
+    /// Once both are empty, a queue grown by a burst gives its memory back, down to
+    /// [`Queues::KEEP`] messages.
     pub(crate) fn pop(&mut self) -> Option<(SocketAddr, Message)> {
-        self.high.pop_back().or_else(|| self.low.pop_back())
+        let next = self.high.pop_back().or_else(|| self.low.pop_back());
+        if next.is_none() {
+            self.high.shrink_to(Self::KEEP);
+            self.low.shrink_to(Self::KEEP);
+        }
+        next
     }
+
+    /// Messages' room each queue keeps when empty (a message takes about 100 bytes).
+    const KEEP: usize = 64;
 }
 
 /// The receive settings the reader needs; the keyring changes at run time.
@@ -57,9 +67,9 @@ pub(crate) async fn read_loop(
     wake: Arc<Notify>,
     inline: mpsc::UnboundedSender<Inline>,
 ) {
-    let mut buf = vec![0u8; transport.max_packet_size()];
     loop {
-        let Ok((n, from)) = transport.recv_from(&mut buf).await else { return };
+        let Ok((buf, from)) = transport.recv_packet().await else { return };
+        let n = buf.len();
         if n == 0 {
             continue;
         }
@@ -78,7 +88,7 @@ pub(crate) async fn read_loop(
             limits: filter.cfg.limits,
         };
         let mut compressed = None;
-        let (messages, mut errors) = match open_packet(&buf[..n], &open) {
+        let (messages, mut errors) = match open_packet(&buf, &open) {
             Ok(p) => {
                 if let Payload::Compressed(c) = &p.payload {
                     compressed = Some(c.compress.algo);
@@ -183,5 +193,23 @@ mod tests {
             .collect();
         assert_eq!(order, ["alive2", "alive1", "suspect"], "newest alive first, then the rest");
         task.abort();
+    }
+
+    /// A burst's room is given back once the queues are empty.
+    #[test]
+    fn emptied_queues_give_their_memory_back() {
+        let mut q = Queues::default();
+        let from: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        for _ in 0..1000 {
+            q.high.push_back((from, Message::Ping(Ping::default())));
+            q.low.push_back((from, Message::Ping(Ping::default())));
+        }
+        let mut popped = 0;
+        while q.pop().is_some() {
+            popped += 1;
+            assert!(q.high.capacity() + q.low.capacity() >= 1000, "room is kept while messages wait");
+        }
+        assert_eq!(popped, 2000);
+        assert!(q.high.capacity() <= Queues::KEEP && q.low.capacity() <= Queues::KEEP);
     }
 }

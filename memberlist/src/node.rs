@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use memberlist_proto::wire::Key;
-use memberlist_proto::{BroadcastId, Endpoint, Event, Instant, Member, NodeState};
+use memberlist_proto::{BroadcastId, Endpoint, Event, Instant, Member};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::advertise::{final_advertise_addr, host_interfaces};
@@ -355,20 +355,19 @@ impl Memberlist {
     /// Every known member in its real state — alive, suspect, dead or left — as owned
     /// snapshots (Go has no such call; its `Node.State` cannot tell dead from left, #293).
     pub fn all_members(&self) -> Vec<Member> {
-        self.shared.members.read().map(|m| m.list().to_vec()).unwrap_or_default()
+        self.shared.members.read().map(|m| m.members()).unwrap_or_default()
     }
 
     /// The members that are alive or suspect, this node included, as Go's `Members` returns
     /// them (dead and left nodes are not listed).
     pub fn members(&self) -> Vec<Member> {
-        let live = |m: &&Member| matches!(m.state, NodeState::Alive | NodeState::Suspect);
-        self.shared.members.read().map(|v| v.list().iter().filter(live).cloned().collect()).unwrap_or_default()
+        self.shared.members.read().map(|v| v.live_members()).unwrap_or_default()
     }
 
     /// One member by name, in its real state, if this node knows it (dead and left members
     /// until they are reaped); no copy of the table is made.
     pub fn member(&self, name: &str) -> Option<Member> {
-        self.shared.members.read().ok().and_then(|v| v.get(name).cloned())
+        self.shared.members.read().ok().and_then(|v| v.get(name))
     }
 
     /// How many members this node knows in each state, without copying the table.

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::transport::{connect_tcp, recv_queued, BoxConn, BoxFuture, DatagramQueue, Transport};
+use crate::transport::{connect_tcp, recv_queued, recv_queued_packet, BoxConn, BoxFuture, DatagramQueue, Transport};
 
 /// First byte of a connection that carries datagrams.
 const DATAGRAM_STREAM: u8 = 0xF5;
@@ -164,6 +164,10 @@ impl Transport for TcpOnlyTransport {
 
     fn recv_from<'a>(&'a self, buf: &'a mut [u8]) -> BoxFuture<'a, io::Result<(usize, SocketAddr)>> {
         Box::pin(recv_queued(&self.datagrams, buf))
+    }
+
+    fn recv_packet(&self) -> BoxFuture<'_, io::Result<(Vec<u8>, SocketAddr)>> {
+        Box::pin(recv_queued_packet(&self.datagrams))
     }
 
     fn connect(&self, to: SocketAddr) -> BoxFuture<'static, io::Result<BoxConn>> {

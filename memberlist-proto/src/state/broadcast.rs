@@ -153,14 +153,21 @@ impl TransmitLimitedQueue {
         self.after_change();
     }
 
-    /// Ids restart once the queue is empty (as Go's); the slab shrinks with it.
+    /// Ids restart once the queue is empty (as Go's); the slab and the name index give back
+    /// the room a burst grew them to (a join queues an alive per member).
     fn after_change(&mut self) {
         if self.items.is_empty() {
             self.last_id = 0;
             self.slots.clear();
             self.free.clear();
+            self.slots.shrink_to(Self::ROOM_KEPT);
+            self.free.shrink_to(Self::ROOM_KEPT);
+            self.by_name.shrink_to(Self::ROOM_KEPT);
         }
     }
+
+    /// Messages' room an emptied queue keeps.
+    const ROOM_KEPT: usize = 32;
 
     /// Takes messages for one packet: each costs `overhead` bytes plus its length, and together
     /// they fit in `limit` bytes. `num_nodes` sets the transmit limit.
@@ -260,6 +267,27 @@ mod tests {
         assert_eq!(retransmit_limit(3, 99), 6);
         assert_eq!(retransmit_limit(4, 100), 12);
         assert_eq!(retransmit_limit(4, 10_000), 20);
+    }
+
+    /// A burst's room is given back once every message has been sent its share of times.
+    #[test]
+    fn an_emptied_queue_gives_its_room_back() {
+        let mut q = TransmitLimitedQueue::new(1);
+        for i in 0..1000 {
+            q.queue(format!("alive {i:04}").into_bytes(), Some(format!("n{i}")), None);
+        }
+        assert!(q.slots.capacity() >= 1000 && q.by_name.capacity() >= 1000);
+        let mut sent = 0;
+        while !q.is_empty() {
+            sent += q.get_broadcasts(2, 1400, 10).len();
+        }
+        assert_eq!(sent, 1000 * retransmit_limit(1, 10));
+        assert!(q.slots.capacity() <= TransmitLimitedQueue::ROOM_KEPT);
+        assert!(q.free.capacity() <= TransmitLimitedQueue::ROOM_KEPT);
+        assert!(q.by_name.capacity() <= 2 * TransmitLimitedQueue::ROOM_KEPT);
+        // And it still works.
+        q.queue(b"again".to_vec(), Some("n1".into()), None);
+        assert_eq!(q.get_broadcasts(2, 1400, 10), vec![b"again".to_vec()]);
     }
 
     #[test]

@@ -496,6 +496,35 @@ mod tests {
         ep.verify_protocol(&remote).is_ok()
     }
 
+    /// A join's burst (an event and a queued alive per member) leaves no room behind once the
+    /// application has taken the events and gossip has sent the alives.
+    #[test]
+    fn a_join_burst_leaves_no_room_behind() {
+        let addr = "10.0.0.1:7946".parse().unwrap();
+        let mut ep = Endpoint::new(Config::lan("me"), addr, None, Box::new(()), 1, Instant::ZERO).unwrap();
+        while ep.poll_event().is_some() {} // this node's own join
+        let queued_before = ep.broadcasts.len();
+        for i in 0..1000u32 {
+            let a = Alive {
+                incarnation: 1,
+                node: format!("n{i}"),
+                addr: vec![10, 1, (i >> 8) as u8, i as u8],
+                port: 7946,
+                meta: None,
+                vsn: Vsn::new(2, 0, 0, 0),
+            };
+            ep.alive_node(a, None, false, Instant::ZERO);
+        }
+        assert!(ep.events.capacity() >= 1000);
+        let mut joined = 0;
+        while let Some(e) = ep.poll_event() {
+            joined += usize::from(matches!(e, Event::NodeJoined(_)));
+        }
+        assert_eq!(joined, 1000);
+        assert!(ep.events.capacity() <= 2 * crate::endpoint::OUTPUT_ROOM_KEPT);
+        assert_eq!(ep.broadcasts.len(), queued_before + 1000);
+    }
+
     #[test]
     fn go_verify_protocol_table() {
         // (A nodes, B nodes, compatible) as [min, max, cur], from Go's TestVerifyProtocol.
