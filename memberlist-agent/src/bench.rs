@@ -14,16 +14,15 @@
 //! other node ever shown dead.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, ExitCode, Stdio};
-use std::sync::mpsc;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use memberlist::{Memberlist, NodeState, Options};
-use serde_json::Value;
+
+use crate::procs::{cpu_secs, pss_kib, rss_kib, Peer, Proc};
 
 /// In-process nodes share this machine's loopback: 127.0.0.1 on a kernel-chosen port.
 const LOOPBACK_ANY_PORT: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
@@ -81,72 +80,6 @@ impl Kind {
     }
 }
 
-/// One node in its own process (Rust peer or Go peer), driven through stdin / stdout.
-struct Proc {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::Receiver<Value>,
-    addr: SocketAddr,
-}
-
-impl Proc {
-    fn spawn(kind: Kind, gopeer: &std::path::Path, name: &str, join: Option<SocketAddr>) -> Result<Proc> {
-        let mut cmd = match kind {
-            Kind::Go => {
-                let mut c = Command::new(gopeer);
-                c.args(["-name", name, "-bind", "127.0.0.1:0", "-config", "lan"]);
-                if let Some(j) = join {
-                    c.args(["-join", &j.to_string()]);
-                }
-                c
-            }
-            _ => {
-                let mut c = Command::new(std::env::current_exe().context("this executable")?);
-                c.args(["peer", "--name", name, "--bind", "127.0.0.1:0", "--config", "lan"]);
-                if let Some(j) = join {
-                    c.args(["--join", &j.to_string()]);
-                }
-                c
-            }
-        };
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()?;
-        let stdin = child.stdin.take().context("stdin")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str(&line) {
-                    if tx.send(v).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        let mut p = Proc { child, stdin, lines: rx, addr: "127.0.0.1:0".parse()? };
-        let ready = p.wait("ready")?;
-        p.addr = format!("{}:{}", ready["addr"].as_str().unwrap_or("127.0.0.1"), ready["port"]).parse()?;
-        Ok(p)
-    }
-
-    fn wait(&mut self, ev: &str) -> Result<Value> {
-        let end = Instant::now() + Duration::from_secs(30);
-        while let Some(left) = end.checked_duration_since(Instant::now()) {
-            let v = self.lines.recv_timeout(left)?;
-            if v["ev"] == ev {
-                return Ok(v);
-            }
-        }
-        bail!("peer: no {ev} event")
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// What one node reports: its table (name, state) and what it sent.
 #[derive(Default)]
 struct Report {
@@ -159,15 +92,6 @@ struct Traffic {
     packets: u64,
     bytes: u64,
     stream_bytes: u64,
-}
-
-fn state_of(s: &str) -> NodeState {
-    match s {
-        "suspect" => NodeState::Suspect,
-        "dead" => NodeState::Dead,
-        "left" => NodeState::Left,
-        _ => NodeState::Alive,
-    }
 }
 
 /// A cluster of one kind.
@@ -225,7 +149,8 @@ impl Cluster {
             }
             kind => {
                 let (bin, name2, seed) = (self.gopeer.clone(), name.clone(), self.seed);
-                let p = tokio::task::spawn_blocking(move || Proc::spawn(kind, &bin, &name2, seed)).await??;
+                let peer = if kind == Kind::Go { Peer::Go } else { Peer::Rust };
+                let p = tokio::task::spawn_blocking(move || Proc::spawn(peer, &bin, &name2, seed)).await??;
                 let a = p.addr;
                 self.procs.push(p);
                 a
@@ -312,21 +237,11 @@ impl Cluster {
                 .collect());
         }
         for p in &mut self.procs {
-            writeln!(p.stdin, "members")?;
+            p.ask_members()?;
         }
         let mut out = Vec::new();
         for p in &mut self.procs {
-            let v = p.wait("members")?;
-            let table = v["members"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|m| {
-                            (m["name"].as_str().unwrap_or("").to_owned(), state_of(m["state"].as_str().unwrap_or("")))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let (table, v) = p.read_members()?;
             let sent = Traffic {
                 packets: v["sent_packets"].as_u64().unwrap_or(0),
                 bytes: v["sent_bytes"].as_u64().unwrap_or(0),
@@ -356,36 +271,6 @@ impl Cluster {
         }
         self.procs.clear();
     }
-}
-
-/// utime + stime of a process, in seconds (Linux, 100 ticks per second).
-fn cpu_secs(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
-    // Fields after the command name (which may contain spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    (ticks(11) + ticks(12)) as f64 / 100.0
-}
-
-/// A memory field of /proc/PID/status (VmRSS, RssAnon), KiB.
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return 0 };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The proportional set size of a process (/proc/PID/smaps_rollup), KiB.
-fn pss_kib(pid: u32) -> u64 {
-    let Ok(rollup) = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) else { return 0 };
-    rollup
-        .lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 #[derive(Debug, Default)]

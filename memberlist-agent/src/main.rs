@@ -11,8 +11,10 @@ mod join;
 mod keys;
 mod members;
 mod peer;
+mod procs;
 mod settings;
 mod sim;
+mod soak;
 mod svg;
 
 use std::process::ExitCode;
@@ -45,6 +47,9 @@ enum Command {
     Sim(sim::SimArgs),
     /// Time joins and crash detection of real Rust nodes and real Go memberlist peers.
     Bench(bench::BenchArgs),
+    /// Churn soak: Rust and Go peer processes killed (-9) and restarted in place one after
+    /// another, then convergence and memory growth checked.
+    Soak(soak::SoakArgs),
     /// One node driven by line commands on stdin, reporting JSON lines on stdout (the Rust twin
     /// of the Go test peer, for fault tests).
     #[command(hide = true)]
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
             .map_err(Into::into)
             .and_then(|rt| rt.block_on(trimmed(peer::run(*args)))),
         Command::Bench(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(trimmed(bench::run(&args)))),
+        Command::Soak(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(soak::run(&args))),
     };
     match result {
         Ok(code) => code,

@@ -153,6 +153,27 @@ fn bench_smoke_mode_measures_every_kind_of_cluster() {
 }
 
 #[test]
+fn soak_churns_rust_and_go_processes_and_the_cluster_converges() {
+    // The churn soak at toy size (issue 19 §4; the 30 + 5 process, 10-minute run is in
+    // BENCHMARKS.md): every 0.5 s a process is killed with SIGKILL and restarts in place up to
+    // 3 s later; afterwards every process holds every name alive, and none grew.
+    let gopeer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/bin/gopeer");
+    assert!(gopeer.exists(), "{} is missing: ./scripts/test-all builds it", gopeer.display());
+    let args = ["soak", "--rust", "6", "--go", "3", "--secs", "20", "--every-secs", "0.5", "--down-max-secs", "3"];
+    let out = memberlist(&[&args[..], &["--long-lived", "3", "--gopeer", gopeer.to_str().unwrap()]].concat(), None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let churn = text.lines().find(|l| l.starts_with("churn: ")).unwrap_or_default();
+    let kills: usize = churn.split_whitespace().nth(1).and_then(|k| k.parse().ok()).unwrap_or(0);
+    assert!(kills >= 30, "{text}");
+    let go: usize = churn.split('(').nth(1).and_then(|g| g.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    assert!(go >= 5, "Go processes were killed too: {text}");
+    assert!(text.lines().any(|l| l.starts_with("converged ") && l.contains("after the churn stopped")), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("| r") || l.starts_with("| g")).count(), 3, "{text}");
+    assert!(text.contains("soak: passed"), "{text}");
+}
+
+#[test]
 fn decode_shows_dskit_framing() {
     // A join's push/pull as a real dskit node (Grafana's fork, cluster label loki-dev) wrote it
     // on its stream connection, captured from interop/bin/dskitpeer.

@@ -11,8 +11,10 @@
 //! * [`record`] — trace hash, timeline, measurements;
 //! * [`summary`] — the report a run prints;
 //! * [`watch`] — invariants checked while a run goes;
-//! * [`search`] — randomized fault search over seeds.
+//! * [`search`] — randomized fault search over seeds;
+//! * [`churn`] — rolling restarts with address reuse, graceful leaves under load.
 
+pub mod churn;
 pub mod network;
 mod node;
 pub mod record;

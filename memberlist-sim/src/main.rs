@@ -14,7 +14,7 @@ use memberlist_sim::summary;
 #[derive(Debug, Parser)]
 #[command(name = "memberlist-sim", version, about)]
 struct Args {
-    /// A built-in scenario (bootstrap-crash, converged-crash, mass-restart, partition-heal,
+    /// A built-in scenario (bootstrap-crash, converged-crash, mass-restart, rolling-restart, leave-under-load, partition-heal,
     /// loss-sweep, starved, stalled, slow, first-detection) or a JSON file.
     #[arg(long, default_value = "bootstrap-crash")]
     scenario: String,

@@ -151,6 +151,11 @@ struct Link {
 /// One simulated node.
 pub(crate) struct SimNode {
     pub index: usize,
+    /// The name of its current life: `node-i`, or `node-i-g` once [`Sim::replace`] gave the
+    /// address to a new member.
+    ///
+    /// [`Sim::replace`]: crate::Sim::replace
+    pub name: String,
     pub ep: Option<Endpoint>,
     pub cfg: Config,
     pub gen: u32,
@@ -186,6 +191,7 @@ impl SimNode {
     pub fn new(index: usize, cfg: Config, rng: ChaCha8Rng) -> Self {
         SimNode {
             index,
+            name: crate::sim::node_name(index),
             ep: None,
             cfg,
             gen: 0,

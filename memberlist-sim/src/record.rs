@@ -118,6 +118,61 @@ pub struct Recorder {
     pub timeline: Option<Box<dyn Write>>,
     /// The update being watched for dissemination, if any.
     pub receipts: Option<Receipts>,
+    /// The graceful leaves being watched, if any.
+    pub leaves: Option<LeaveWatch>,
+    /// Members re-added after their death, when watched.
+    pub readds: Option<ReaddWatch>,
+}
+
+/// Members an observer adds again after it declared them dead or left: a dead member brought
+/// back by someone's stale alive (the mechanism behind "ghost members").
+#[derive(Debug, Default)]
+pub struct ReaddWatch {
+    /// (observer, member) pairs whose last event was a death.
+    dead: std::collections::BTreeSet<(usize, String)>,
+    /// Each re-add: when, the observer, the member.
+    pub readds: Vec<(Instant, usize, String)>,
+}
+
+impl ReaddWatch {
+    fn see(&mut self, at: Instant, observer: usize, e: &Event) {
+        match e {
+            Event::NodeLeft(m) => {
+                self.dead.insert((observer, m.name.clone()));
+            }
+            Event::NodeJoined(m) if self.dead.remove(&(observer, m.name.clone())) => {
+                self.readds.push((at, observer, m.name.clone()));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Graceful leaves being watched: how each observer first recorded each leaver, and when the
+/// leave broadcast being waited for was done.
+#[derive(Debug, Default)]
+pub struct LeaveWatch {
+    /// Leaver name → (observer → the state its first `NodeLeft` about the leaver carried:
+    /// `Left` for a clean leave, `Dead` when it failed the node first).
+    pub verdicts: BTreeMap<String, BTreeMap<usize, NodeState>>,
+    /// The leave broadcast waited for: (leaving node, broadcast id).
+    pub waiting: Option<(usize, memberlist_proto::BroadcastId)>,
+    /// When that broadcast was done (sent its share of times).
+    pub done_at: Option<Instant>,
+}
+
+impl LeaveWatch {
+    fn see(&mut self, at: Instant, observer: usize, e: &Event) {
+        match e {
+            Event::BroadcastDone(id) if self.waiting == Some((observer, *id)) => self.done_at = Some(at),
+            Event::NodeLeft(m) => {
+                if let Some(v) = self.verdicts.get_mut(&m.name) {
+                    v.entry(observer).or_insert(m.state);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl std::fmt::Debug for Recorder {
@@ -163,6 +218,12 @@ impl Recorder {
         healthy: impl Fn(usize) -> bool,
     ) {
         self.events += 1;
+        if let Some(w) = self.leaves.as_mut() {
+            w.see(at, observer, e);
+        }
+        if let Some(w) = self.readds.as_mut() {
+            w.see(at, observer, e);
+        }
         if let (Event::NodeUpdated(m), Some(r)) = (e, self.receipts.as_mut()) {
             if index_of(&m.name) == Some(r.origin) && observer != r.origin {
                 let since = r.since;

@@ -123,6 +123,37 @@ pub enum Step {
         /// How long to watch afterwards, in push/pull intervals scaled to the cluster size.
         settle_push_pulls: u32,
     },
+    /// Kubernetes rolling restarts with address reuse: `rounds` passes over every running
+    /// node, one pod killed every `every_secs` and replaced by a pod with a new name on the
+    /// address of the pod killed one step before; then `settle_secs` (default: the ghost bound
+    /// plus 30 s). See [`churn::rolling_restart`](crate::churn::rolling_restart).
+    RollingRestart {
+        /// Passes over every node.
+        rounds: u32,
+        /// Seconds between two kills.
+        every_secs: f64,
+        /// How long to watch after the last new pod started.
+        #[serde(default)]
+        settle_secs: Option<f64>,
+    },
+    /// `leaves` random nodes leave gracefully one after another, `every_secs` apart, while every
+    /// node keeps `depth` application broadcasts of `bytes` bytes queued; each waits for its
+    /// leave broadcast at most `timeout_secs`, then stops. See
+    /// [`churn::leave_under_load`](crate::churn::leave_under_load).
+    LeaveUnderLoad {
+        /// How many nodes leave.
+        leaves: usize,
+        /// Seconds between two leaves.
+        every_secs: f64,
+        /// The leave's broadcast timeout (Serf's default: 5 s).
+        timeout_secs: f64,
+        /// Application broadcasts each node keeps queued.
+        depth: usize,
+        /// Size of each.
+        bytes: usize,
+        /// How long to watch after the last leave.
+        settle_secs: f64,
+    },
     /// Pause `count` random nodes for `pause_secs` every `every_secs`, during `for_secs`
     /// (Lifeguard's CPU-starvation model).
     Pause {
@@ -216,6 +247,26 @@ impl Scenario {
                 Step::Run { secs: 5.0 },
                 Step::MassRestart { within_secs: 30.0, down_secs_min: 2.0, down_secs_max: 25.0, settle_push_pulls: 2 },
             ],
+            // Kubernetes: 3 rolling restarts of every pod, new names on reused addresses.
+            "rolling-restart" => vec![
+                Step::Converged {},
+                Step::Run { secs: 5.0 },
+                Step::RollingRestart { rounds: 3, every_secs: 2.0, settle_secs: None },
+            ],
+            // Consul #8435: 100 graceful leaves, one every 2 s, while gossip is full of
+            // application broadcasts; Serf's default 5 s leave timeout.
+            "leave-under-load" => vec![
+                Step::Converged {},
+                Step::Run { secs: 5.0 },
+                Step::LeaveUnderLoad {
+                    leaves: 100.min(n / 10).max(1),
+                    every_secs: 2.0,
+                    timeout_secs: 5.0,
+                    depth: 64,
+                    bytes: 100,
+                    settle_secs: 120.0,
+                },
+            ],
             // Whole-process pauses (SIGSTOP, GC): 8 members stop 2 s in every 10 s for 5 minutes.
             "starved" => starvation(window, n, 2.0, 10.0, false, 30.0),
             // The Lifeguard paper's slow message processing: 8 members read nothing for 20 s
@@ -232,6 +283,8 @@ impl Scenario {
             "bootstrap-crash",
             "converged-crash",
             "mass-restart",
+            "rolling-restart",
+            "leave-under-load",
             "partition-heal",
             "loss-sweep",
             "starved",
@@ -288,6 +341,26 @@ pub enum Outcome {
     /// the (observer, subject) pairs that make it up, and when every live node was last seen
     /// alive everywhere after the last restart (None: not by the end).
     Restarted { stuck_dead: usize, stuck_pairs: usize, converged_after: Option<Duration>, watched: Duration },
+    /// After rolling restarts: pods replaced; the longest a killed pod stayed listed; killed pods
+    /// re-added after their death; the most (observer, killed pod) pairs listed past the ghost
+    /// bound at any second, and the names listed at the end that run nowhere;
+    /// (observer, running pod) pairs not alive at the end; new pods never alive everywhere,
+    /// the slowest that was; and one ghost, described.
+    Rolled {
+        replaced: usize,
+        longest_listed: Duration,
+        resurrections: usize,
+        ghost_pairs_max: usize,
+        ghosts_at_end: usize,
+        ghost_bound: Duration,
+        stuck_pairs: usize,
+        joins_unfinished: usize,
+        slowest_join: Duration,
+        example: Option<String>,
+    },
+    /// After graceful leaves under load: (leaver, remaining observer) pairs whose first
+    /// verdict was left, dead, or none; leaves whose broadcast timed out, and the slowest.
+    LeftUnderLoad { leaves: usize, left: usize, dead: usize, none: usize, timeouts: usize, slowest_broadcast: Duration },
 }
 
 /// Live nodes that some live node does not hold alive (dead, left, suspect, or missing), and
@@ -299,8 +372,7 @@ pub fn stuck_dead(sim: &Sim) -> (usize, usize) {
     for &o in &running {
         let Some(ep) = sim.endpoint(o) else { continue };
         for &s in &running {
-            let alive =
-                ep.member(&crate::sim::node_name(s)).is_some_and(|m| m.state == memberlist_proto::NodeState::Alive);
+            let alive = ep.member(&sim.name_of(s)).is_some_and(|m| m.state == memberlist_proto::NodeState::Alive);
             if !alive {
                 pairs += 1;
                 stuck.insert(s);
@@ -579,6 +651,26 @@ pub fn run_with(
                 }
                 let (stuck_dead, stuck_pairs) = stuck_dead(&sim);
                 Outcome::Restarted { stuck_dead, stuck_pairs, converged_after, watched }
+            }
+            Step::RollingRestart { rounds, every_secs, settle_secs } => crate::churn::rolling_restart(
+                &mut sim,
+                &mut rng,
+                &cfg,
+                *rounds,
+                secs(*every_secs),
+                settle_secs.map(secs),
+            ),
+            Step::LeaveUnderLoad { leaves, every_secs, timeout_secs, depth, bytes, settle_secs } => {
+                crate::churn::leave_under_load(
+                    &mut sim,
+                    &mut rng,
+                    *leaves,
+                    secs(*every_secs),
+                    secs(*timeout_secs),
+                    *depth,
+                    *bytes,
+                    secs(*settle_secs),
+                )
             }
             Step::Pause { count, pause_secs, every_secs, for_secs, timers_run } => {
                 let starved = pick(&mut sim, &mut rng, *count);

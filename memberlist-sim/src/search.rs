@@ -323,7 +323,7 @@ pub fn run_seed_with(seed: u64, timeline: Option<Box<dyn std::io::Write>>) -> Se
     // out, or it applied a dead message from another never-faulted node). Deaths that
     // faulted nodes judged and healthy ones applied are the protocol working as designed: a
     // dead message at the current incarnation is believed from anyone.
-    let index_of = |name: &str| name.strip_prefix("node-").and_then(|n| n.parse::<usize>().ok());
+    let index_of = crate::sim::slot_of;
     if let Some(w) = sim.watch.as_ref() {
         for d in &w.deaths {
             let (Some(s), Some(j)) = (index_of(&d.subject), index_of(&d.judged_by)) else { continue };

@@ -40,9 +40,16 @@ pub fn node_addr(i: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(ip), 7946)
 }
 
-/// The name of node `i`.
+/// The name of node `i` (its first life; see [`Sim::replace`]).
 pub fn node_name(i: usize) -> String {
     format!("node-{i}")
+}
+
+/// The node whose address a member name belongs to: `node-i` and `node-i-g` (a member that
+/// [`Sim::replace`] put on node `i`'s address) are both `i`.
+pub fn slot_of(name: &str) -> Option<usize> {
+    let rest = name.strip_prefix("node-")?;
+    rest.split('-').next()?.parse().ok()
 }
 
 /// Below this many pending items a window runs on the calling thread alone: handing nodes to
@@ -242,7 +249,7 @@ impl Sim {
         let retired = node.ep.take().map_or(0, |ep| ep.stats().messages_received);
         node.gen += 1;
         let mut cfg = node.cfg.clone();
-        cfg.name = node_name(i);
+        cfg.name = node.name.clone();
         let ep_seed = splitmix64(seed ^ (i as u64) << 20 ^ u64::from(node.gen) << 52);
         node.ep = Some(Endpoint::new(cfg, node_addr(i), None, Box::new(()), ep_seed, now).expect("valid config"));
         node.wake_at = None;
@@ -343,11 +350,17 @@ impl Sim {
         });
     }
 
-    /// Node `i` leaves gracefully.
-    pub fn leave(&mut self, i: usize) {
-        self.act(i, |ep, now| {
-            ep.leave(now);
-        });
+    /// Node `i` leaves gracefully; the broadcast to wait for before it stops (see
+    /// [`LeaveWatch`](crate::record::LeaveWatch)), if it was running.
+    pub fn leave(&mut self, i: usize) -> Option<memberlist_proto::BroadcastId> {
+        let mut id = None;
+        self.act(i, |ep, now| id = Some(ep.leave(now)));
+        id
+    }
+
+    /// Node `i` queues application data for gossip (Go's delegate broadcasts, as Serf's).
+    pub fn queue_user_broadcast(&mut self, i: usize, data: &[u8]) {
+        self.act(i, |ep, _| ep.queue_broadcast(data, None));
     }
 
     /// Node `i` stops for good, as after kill -9.
@@ -371,6 +384,29 @@ impl Sim {
         self.node_mut(i).anomalous = true;
         self.start(i);
         self.join(i, seeds);
+    }
+
+    /// A new member on node `i`'s address (crashed or not: it is stopped first): fresh state
+    /// under a new name, `node-i-g` for its `g`-th life, joining through `seeds` — a Kubernetes
+    /// pod that got the address of a pod gone before it. The old name is left for the cluster to
+    /// declare dead and reap; the node counts as anomalous, as after [`restart`](Self::restart).
+    pub fn replace(&mut self, i: usize, seeds: &[usize]) -> String {
+        if self.running(i) {
+            self.crash(i);
+        }
+        self.rec.crashes.remove(&i);
+        let node = self.node_mut(i);
+        node.anomalous = true;
+        node.name = format!("node-{i}-{}", node.gen + 1);
+        let name = node.name.clone();
+        self.start(i);
+        self.join(i, seeds);
+        name
+    }
+
+    /// The name node `i` runs under now (or ran under last).
+    pub fn name_of(&self, i: usize) -> String {
+        self.node(i).map_or_else(|| node_name(i), |n| n.name.clone())
     }
 
     /// Node `i` processes nothing for `d`: datagrams and stream bytes queue up, timers wait
@@ -600,15 +636,19 @@ impl Sim {
     }
 
     fn record_event(&mut self, now: Instant, observer: usize, e: &Event) {
-        let index_of = |name: &str| name.strip_prefix("node-").and_then(|n| n.parse::<usize>().ok());
-        let up = &self.up;
         let nodes = &self.nodes;
+        // A member name is the node's only while that node runs under it: news about a name
+        // whose address a new member took is about nobody running.
+        let index_of = |name: &str| {
+            slot_of(name).filter(|&i| nodes.get(i).and_then(|n| n.as_deref()).is_none_or(|n| n.name == name))
+        };
+        let up = &self.up;
         let is_running = |i: usize| up.get(i).is_some_and(Option::is_some);
         let healthy = |i: usize| nodes.get(i).and_then(|n| n.as_deref()).is_some_and(|n| !n.anomalous);
         self.rec.event(now, observer, e, index_of, is_running, healthy);
         // Once every running node has declared a crashed node dead, its detection is complete.
         if let Event::NodeLeft(m) = e {
-            if let Some(s) = index_of(&m.name) {
+            if let Some(s) = slot_of(&m.name) {
                 if let Some(c) = self.rec.crashes.get_mut(&s) {
                     if c.all_dead.is_none() && c.dead_at >= self.live {
                         c.all_dead = Some(now);

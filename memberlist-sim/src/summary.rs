@@ -75,6 +75,41 @@ pub fn render(scenario: &Scenario, seed: u64, sim: &Sim, outcomes: &[(Step, Outc
                     s(*watched)
                 );
             }
+            Outcome::Rolled {
+                replaced,
+                longest_listed,
+                resurrections,
+                ghost_pairs_max,
+                ghosts_at_end,
+                ghost_bound,
+                stuck_pairs,
+                joins_unfinished,
+                slowest_join,
+                example,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "replaced={replaced} ghost_pairs_max={ghost_pairs_max} ghosts_at_end={ghosts_at_end} \
+                     ghost_bound_s={} longest_listed_s={} resurrections={resurrections} stuck_pairs={stuck_pairs} \
+                     joins_unfinished={joins_unfinished} slowest_join_s={}",
+                    s(*ghost_bound),
+                    s(*longest_listed),
+                    s(*slowest_join)
+                );
+                if let Some(e) = example {
+                    let _ = writeln!(out, "first ghost: {e}");
+                }
+            }
+            Outcome::LeftUnderLoad { leaves, left, dead, none, timeouts, slowest_broadcast } => {
+                let pairs = (left + dead + none).max(1);
+                let _ = writeln!(
+                    out,
+                    "leaves={leaves} verdicts_left={left} verdicts_dead={dead} verdicts_none={none} left_pct={:.2} \
+                     leave_timeouts={timeouts} slowest_leave_broadcast_s={}",
+                    100.0 * *left as f64 / pairs as f64,
+                    s(*slowest_broadcast)
+                );
+            }
             Outcome::Ran { converged } => {
                 if matches!(step, Step::Run { .. } | Step::Heal {}) {
                     let _ = writeln!(out, "after {step:?}: converged={converged}");
