@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use memberlist::{Event, Memberlist, NodeState, Options};
@@ -473,13 +473,47 @@ async fn tcp_fallback_ping_keeps_a_go_node_with_dropped_udp_alive_v022() {
     tcp_fallback(Go::V022).await;
 }
 
+fn fallbacks_in(log: &[String], who: &str) -> usize {
+    log.iter().filter(|l| l.contains(who) && l.contains("TcpFallbackSucceeded")).count()
+}
+
 async fn tcp_fallback(go: Go) {
     let mut g = GoPeer::spawn(go, "udp-less", &[]);
-    let r1 = Memberlist::create(rust("tf1")).await.unwrap();
-    let r2 = Memberlist::create(rust("tf2")).await.unwrap();
+    // A TCP fallback ping has until the probe's end — probe_interval − probe_timeout after it
+    // starts — to be answered, as in Go; a later answer is a failed probe and a suspicion under
+    // Go's rules too. The 120 ms the other tests' 200/80 ms timing leaves is too little now and
+    // then on a busy two-core machine; Go's LAN preset leaves 500 ms, this test 800 ms.
+    let opts = |name| {
+        rust(name).configure(|c| {
+            c.probe_interval = Duration::from_secs(1);
+            c.probe_timeout = Duration::from_millis(200);
+        })
+    };
+    let r1 = Memberlist::create(opts("tf1")).await.unwrap();
+    let r2 = Memberlist::create(opts("tf2")).await.unwrap();
     assert_eq!(r1.join(&[g.addr]).await.unwrap(), 1);
     assert_eq!(r2.join(&[g.addr]).await.unwrap(), 1);
     eventually("3 alive", || r1.num_members() == 3 && r2.num_members() == 3).await;
+    // What r1 and r2 say about the Go node from here on, for the failure message.
+    let t0 = Instant::now();
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    for (who, r) in [("tf1", &r1), ("tf2", &r2)] {
+        let (mut ev, log) = (r.events().unwrap(), log.clone());
+        tokio::spawn(async move {
+            while let Some(e) = ev.recv().await {
+                let about = match &e {
+                    Event::NodeSuspected(m) | Event::NodeLeft(m) | Event::NodeJoined(m) | Event::NodeUpdated(m) => {
+                        m.name == "udp-less"
+                    }
+                    Event::TcpFallbackSucceeded { node } => node == "udp-less",
+                    _ => false,
+                };
+                if about {
+                    log.lock().unwrap().push(format!("{:>6} ms {who}: {e:?}", t0.elapsed().as_millis()));
+                }
+            }
+        });
+    }
     let mut events = r1.events().unwrap();
     // Every datagram to and from the Go node is dropped; TCP still works.
     g.cmd("udp-drop 1");
@@ -494,10 +528,21 @@ async fn tcp_fallback(go: Go) {
     })
     .await;
     assert_eq!(fallback, Ok(true), "r1 reached the Go node over TCP");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    for r in [&r1, &r2] {
-        assert_eq!(state(r, "udp-less"), Some(NodeState::Alive), "never declared dead");
+    // Until each Rust node has reached the Go node over TCP twice more (each probes it about
+    // every other second), plus a second.
+    let fallbacks = |who: &str| fallbacks_in(&log.lock().unwrap(), who);
+    let t = Instant::now();
+    while (fallbacks("tf1") < 3 || fallbacks("tf2") < 2) && t.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let log = log.lock().unwrap().clone();
+    assert!(fallbacks_in(&log, "tf1") >= 3 && fallbacks_in(&log, "tf2") >= 2, "TCP fallbacks: {log:#?}");
+    for r in [&r1, &r2] {
+        assert_eq!(state(r, "udp-less"), Some(NodeState::Alive), "never declared dead; events: {log:#?}");
+    }
+    // A fallback that answers in time raises no suspicion (Go's probeNode returns on it).
+    assert!(!log.iter().any(|l| l.contains("NodeSuspected")), "suspected although TCP answered: {log:#?}");
     // And the Go node, probing over TCP too, keeps the Rust nodes alive.
     g.until("Rust nodes alive at Go", |t| t.iter().filter(|(_, s, _)| s == "alive").count() == 3);
 }
