@@ -11,6 +11,7 @@
 //! `--self-test` starts three members in one process, has each say something to the room and
 //! one whisper to another, and checks who heard what; `cargo test` runs the same check.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -41,14 +42,30 @@ fn say(node: &Memberlist, text: &str) -> Result<(), String> {
     node.broadcast(line("room", node.name(), text), None).map_err(|e| e.to_string())
 }
 
-/// Collects the messages arriving on `events` until `want` of them came or 20 s passed.
-async fn hear(events: &mut Events, want: usize) -> Vec<(String, String, String)> {
-    let mut got = Vec::new();
+/// What a member does with a message it received: a room line heard for the first time is
+/// passed on by gossip once more, as Serf relays user events, and shown; repeats and this
+/// member's own lines (relayed back to it) are not. A broadcast is sent only a few times —
+/// memberlist's retransmit limit is 2 in a three-member local cluster, and every ping and ack
+/// carries it too — so without the relay a member missed a line now and then.
+fn receive(node: &Memberlist, seen: &mut HashSet<Vec<u8>>, data: &[u8]) -> Option<(String, String, String)> {
+    let msg = parse(data)?;
+    if msg.1 == node.name() || !seen.insert(data.to_vec()) {
+        return None;
+    }
+    if msg.0 == "room" {
+        let _ = node.broadcast(data.to_vec(), Some(String::from_utf8_lossy(data).into_owned()));
+    }
+    Some(msg)
+}
+
+/// Collects the messages `node` receives on `events` until `want` of them came or 20 s passed.
+async fn hear(node: &Memberlist, events: &mut Events, want: usize) -> Vec<(String, String, String)> {
+    let (mut got, mut seen) = (Vec::new(), HashSet::new());
     let end = Instant::now() + Duration::from_secs(20);
     while got.len() < want {
         let left = end.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, events.recv()).await {
-            Ok(Some(Event::UserMessage { data, .. })) => got.extend(parse(&data)),
+            Ok(Some(Event::UserMessage { data, .. })) => got.extend(receive(node, &mut seen, &data)),
             Ok(Some(_)) => {}
             Ok(None) | Err(_) => break,
         }
@@ -80,11 +97,16 @@ async fn self_test() -> Result<String, String> {
         say(n, &format!("hello from {}", n.name()))?;
     }
     whisper(&nodes[0], "cy", "psst, cy").await?;
-    // Everyone hears the two others in the room; cy also hears ada's whisper.
-    for (i, inbox) in inboxes.iter_mut().enumerate() {
-        let me = nodes[i].name().to_owned();
-        let want = if me == "cy" { 3 } else { 2 };
-        let mut got = hear(inbox, want).await;
+    // Everyone hears the two others in the room; cy also hears ada's whisper. All listen (and
+    // relay) at once.
+    let mut listening = Vec::new();
+    for (node, mut inbox) in nodes.iter().cloned().zip(inboxes) {
+        let want = if node.name() == "cy" { 3 } else { 2 };
+        listening.push(tokio::spawn(async move { hear(&node, &mut inbox, want).await }));
+    }
+    for (node, heard) in nodes.iter().zip(listening) {
+        let me = node.name().to_owned();
+        let mut got = heard.await.map_err(|e| e.to_string())?;
         got.sort();
         let mut expected: Vec<(String, String, String)> = nodes
             .iter()
@@ -112,10 +134,12 @@ async fn interactive(name: String, bind: SocketAddr, join: Option<SocketAddr>) -
         node.join(&[seed]).await.map_err(|e| format!("joining {seed}: {e}"))?;
     }
     println!("{name} at {}; type to talk, /to <name> <text> to whisper, /who, /quit", node.advertise_addr());
+    let relay = node.clone();
     tokio::spawn(async move {
+        let mut seen = HashSet::new();
         while let Some(e) = events.recv().await {
             match e {
-                Event::UserMessage { data, .. } => match parse(&data) {
+                Event::UserMessage { data, .. } => match receive(&relay, &mut seen, &data) {
                     Some((kind, from, text)) if kind == "whisper" => println!("({from} whispers) {text}"),
                     Some((_, from, text)) => println!("<{from}> {text}"),
                     None => {}
