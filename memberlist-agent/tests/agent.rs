@@ -102,7 +102,7 @@ fn keys_from_a_file_and_another_clusters_label_is_refused_logged_and_counted() {
         .spawn()
         .unwrap();
     let a = Agent { child, http: format!("127.0.0.1:{http}").parse().unwrap() };
-    eventually("the API", || std::net::TcpStream::connect(a.http).is_ok());
+    a.wait_for_api("the agent");
     // Same key file, same label: joins.
     let kf = key_file.to_str().unwrap();
     let (b, _) = Agent::start("kf-b", Some(port), &["--label", "cluster-a", "--key-file", kf]);
@@ -235,7 +235,7 @@ fn agent_reads_a_toml_config_file() {
         .spawn()
         .unwrap();
     let agent = Agent { child, http: format!("127.0.0.1:{http}").parse().unwrap() };
-    eventually("the API", || std::net::TcpStream::connect(agent.http).is_ok());
+    agent.wait_for_api("the agent");
     let me: Value = serde_json::from_str(&agent.get("/v1/self", None).1).unwrap();
     assert_eq!(
         (me["name"].as_str(), me["meta"].as_str(), me["port"].as_u64()),
@@ -344,7 +344,7 @@ fn serf_settings_from_flags_and_the_toml_file() {
         .spawn()
         .unwrap();
     let agent = Agent { child, http: format!("127.0.0.1:{http}").parse().unwrap() };
-    eventually("the API", || std::net::TcpStream::connect(agent.http).is_ok());
+    agent.wait_for_api("the agent");
     let me: Value = serde_json::from_str(&agent.get("/v1/self", None).1).unwrap();
     assert_eq!(me["tags"], serde_json::json!({"role": "web", "dc": "eu-1"}), "{me}");
     assert_eq!(me["delegate"], serde_json::json!({"min": 2, "max": 5, "cur": 5}), "{me}");

@@ -35,24 +35,38 @@ impl Agent {
             cmd.args(["--join", &format!("127.0.0.1:{seed}")]);
         }
         let agent = Agent { child: cmd.spawn().unwrap(), http };
-        // Wait for the API.
-        let end = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(http).is_err() {
-            assert!(Instant::now() < end, "{name}'s API never came up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        agent.wait_for_api(name);
         (agent, port)
     }
 
-    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+    /// Waits until the agent answers HTTP (`/v1/health`), not merely until something accepts
+    /// a connection on its port: a bare connect can succeed against a socket that is not the
+    /// agent's (Linux even connects a client to itself when its ephemeral port is the one
+    /// dialled), which made a following request fail with "connection reset".
+    pub fn wait_for_api(&self, name: &str) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while self.try_get("/v1/health", None).is_err() {
+            assert!(Instant::now() < end, "{name}'s API never came up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One request: (status, body), or why it failed.
+    pub fn try_get(&self, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(self.http).unwrap();
+        let mut s = std::net::TcpStream::connect(self.http)?;
         let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n")?;
         let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let (head, body) = out.split_once("\r\n\r\n").unwrap();
-        (head.split_whitespace().nth(1).unwrap().parse().unwrap(), body.to_owned())
+        s.read_to_string(&mut out)?;
+        let bad = || std::io::Error::other(format!("not an HTTP response: {out:?}"));
+        let (head, body) = out.split_once("\r\n\r\n").ok_or_else(bad)?;
+        let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(bad)?;
+        Ok((status, body.to_owned()))
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        self.try_get(path, token).unwrap()
     }
 
     pub fn members(&self) -> Vec<Value> {
