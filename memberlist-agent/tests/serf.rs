@@ -373,9 +373,19 @@ fn serf_events_queries_and_minutes_of_push_pull_with_a_rust_member() {
     let bad: Vec<&str> = rust_log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
     assert!(bad.is_empty(), "the Rust agent complained: {bad:#?}");
     // The queries reached the Rust node as user messages and were ignored, not acked: a query
-    // lists only the Serf agents' acks.
-    let (_, text) = s2.cli(&["query", "-timeout=2s", "uptime"]);
-    assert!(text.contains("Total Acks: 2"), "two acks (the Serf agents), none from q-r1: {text}");
+    // lists only the Serf agents' acks. A query is gossip, best effort, and the Rust member
+    // does not relay Serf's messages as Serf members do: when the asker's few transmissions all
+    // went to q-r1, the other Serf agent never heard it (seen once in CI), so up to 3 tries.
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (_, text) = s2.cli(&["query", "-timeout=2s", "uptime"]);
+        assert!(!text.contains("q-r1"), "the Rust node acked a Serf query: {text}");
+        answers.push(text);
+        if answers.last().is_some_and(|t| t.contains("Total Acks: 2")) {
+            break;
+        }
+    }
+    assert!(answers.iter().any(|t| t.contains("Total Acks: 2")), "two acks (the Serf agents): {answers:#?}");
     // Vivaldi coordinates travel in Serf's ping acks, which the Rust node does not fill in.
     let (rtt_ok, rtt) = s1.cli(&["rtt", "q-r1"]);
     eprintln!(
