@@ -62,13 +62,11 @@ fn push_pull_interval(n: usize) -> Duration {
     memberlist_proto::state::push_pull_scale(Duration::from_secs(30), n)
 }
 
-/// A small deterministic generator for the choice of victims (splitmix64).
+/// The next number of the victims' generator: splitmix64 over a state advanced by its gamma.
 fn next(state: &mut u64) -> u64 {
+    let value = memberlist_sim::sim::splitmix64(*state);
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    value
 }
 
 async fn spawn(kind: Peer, gopeer: &std::path::Path, name: &str, bind: &str, join: Option<SocketAddr>) -> Result<Proc> {

@@ -34,7 +34,7 @@ pub fn ghost_bound(cfg: &Config, n: usize, every: Duration) -> Duration {
 struct RollWatch {
     killed_at: BTreeMap<String, Instant>,
     longest_listed: Duration,
-    joining: BTreeMap<String, (usize, Instant)>,
+    joining: BTreeMap<String, Instant>,
     bound: Duration,
     ghost_pairs_max: usize,
     slowest_join: Duration,
@@ -67,7 +67,7 @@ impl RollWatch {
         };
         let joined: Vec<String> = self.joining.keys().filter(|n| alive_everywhere(n)).cloned().collect();
         for name in joined {
-            if let Some((_, since)) = self.joining.remove(&name) {
+            if let Some(since) = self.joining.remove(&name) {
                 self.slowest_join = self.slowest_join.max(now - since);
             }
         }
@@ -125,7 +125,7 @@ pub fn rolling_restart(
                 let running = sim.running_nodes();
                 let seed = running[(rng.next_u32() as usize) % running.len().max(1)];
                 let name = sim.replace(b, &[seed]);
-                w.joining.insert(name, (b, sim.now()));
+                w.joining.insert(name, sim.now());
                 replaced += 1;
             }
         }
@@ -134,7 +134,7 @@ pub fn rolling_restart(
         let running = sim.running_nodes();
         let seed = running[(rng.next_u32() as usize) % running.len().max(1)];
         let name = sim.replace(b, &[seed]);
-        w.joining.insert(name, (b, sim.now()));
+        w.joining.insert(name, sim.now());
         replaced += 1;
     }
     let last = sim.now();
