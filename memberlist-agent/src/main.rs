@@ -12,6 +12,7 @@ mod keys;
 mod members;
 mod peer;
 mod procs;
+mod restart;
 mod settings;
 mod sim;
 mod soak;
@@ -50,6 +51,9 @@ enum Command {
     /// Churn soak: Rust and Go peer processes killed (-9) and restarted in place one after
     /// another, then convergence and memory growth checked.
     Soak(soak::SoakArgs),
+    /// Go memberlist #311 with real processes: every process killed (-9) and restarted in
+    /// place within seconds, then how long until every one is alive everywhere again.
+    MassRestart(restart::MassRestartArgs),
     /// One node driven by line commands on stdin, reporting JSON lines on stdout (the Rust twin
     /// of the Go test peer, for fault tests).
     #[command(hide = true)]
@@ -83,6 +87,7 @@ fn main() -> ExitCode {
             .and_then(|rt| rt.block_on(trimmed(peer::run(*args)))),
         Command::Bench(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(trimmed(bench::run(&args)))),
         Command::Soak(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(soak::run(&args))),
+        Command::MassRestart(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(restart::run(&args))),
     };
     match result {
         Ok(code) => code,

@@ -62,6 +62,10 @@ pub struct PeerArgs {
     /// PushPullInterval override, in seconds.
     #[arg(long)]
     pushpull_secs: Option<u64>,
+    /// Go's rules for stale alives and stale accusations: `Config::tell_the_accused` off (to
+    /// compare with Go #311).
+    #[arg(long)]
+    go_accusations: bool,
 }
 
 fn emit(start: Instant, me: &str, ev: &str, mut fields: Value) {
@@ -116,6 +120,9 @@ pub async fn run(args: PeerArgs) -> Result<ExitCode> {
     }
     if let Some(s) = args.pushpull_secs {
         opts.config.push_pull_interval = Duration::from_secs(s);
+    }
+    if args.go_accusations {
+        opts.config.tell_the_accused = false;
     }
     let inner: Arc<dyn Transport> =
         Arc::new(NetTransport::bind(args.bind).await.with_context(|| format!("binding {}", args.bind))?);

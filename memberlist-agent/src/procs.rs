@@ -31,32 +31,36 @@ pub enum Peer {
 impl Proc {
     /// Starts `name` on 127.0.0.1 on a port of the kernel's, joining `join`.
     pub fn spawn(kind: Peer, gopeer: &std::path::Path, name: &str, join: Option<SocketAddr>) -> Result<Proc> {
-        Proc::spawn_at(kind, gopeer, name, "127.0.0.1:0", join)
+        Proc::spawn_at(kind, gopeer, name, "127.0.0.1:0", join.as_slice(), &[])
     }
 
-    /// Starts `name` bound to `bind`, joining `join`.
+    /// Starts `name` bound to `bind`, joining through `seeds` (none: alone); a Rust peer gets
+    /// `rust_flags` too (`memberlist peer` options).
     pub fn spawn_at(
         kind: Peer,
         gopeer: &std::path::Path,
         name: &str,
         bind: &str,
-        join: Option<SocketAddr>,
+        seeds: &[SocketAddr],
+        rust_flags: &[String],
     ) -> Result<Proc> {
+        let seeds: Vec<String> = seeds.iter().map(ToString::to_string).collect();
         let mut cmd = match kind {
             Peer::Go => {
                 let mut c = Command::new(gopeer);
                 c.args(["-name", name, "-bind", bind, "-config", "lan"]);
-                if let Some(j) = join {
-                    c.args(["-join", &j.to_string()]);
+                if !seeds.is_empty() {
+                    c.args(["-join", &seeds.join(",")]);
                 }
                 c
             }
             Peer::Rust => {
                 let mut c = Command::new(std::env::current_exe().context("this executable")?);
                 c.args(["peer", "--name", name, "--bind", bind, "--config", "lan"]);
-                if let Some(j) = join {
-                    c.args(["--join", &j.to_string()]);
+                if !seeds.is_empty() {
+                    c.args(["--join", &seeds.join(",")]);
                 }
+                c.args(rust_flags);
                 c
             }
         };

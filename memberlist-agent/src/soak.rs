@@ -48,50 +48,128 @@ pub struct SoakArgs {
     seed: u64,
 }
 
-/// One member of the soak cluster.
-struct Member {
-    name: String,
-    kind: Peer,
-    bind: SocketAddr,
-    proc: Option<Proc>,
-    long_lived: bool,
+/// One member of a cluster of processes (the soak's, the mass restart's).
+pub(crate) struct Member {
+    pub name: String,
+    pub kind: Peer,
+    /// Where it runs (kept across restarts).
+    pub bind: SocketAddr,
+    /// The running process; `None` while it is down.
+    pub proc: Option<Proc>,
+    /// Never killed (the soak watches its memory).
+    pub long_lived: bool,
 }
 
 /// The LAN preset's push/pull interval scaled to `n` nodes as memberlist scales it.
-fn push_pull_interval(n: usize) -> Duration {
+pub(crate) fn push_pull_interval(n: usize) -> Duration {
     memberlist_proto::state::push_pull_scale(Duration::from_secs(30), n)
 }
 
 /// The next number of the victims' generator: splitmix64 over a state advanced by its gamma.
-fn next(state: &mut u64) -> u64 {
+pub(crate) fn next(state: &mut u64) -> u64 {
     let value = memberlist_sim::sim::splitmix64(*state);
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     value
 }
 
-async fn spawn(kind: Peer, gopeer: &std::path::Path, name: &str, bind: &str, join: Option<SocketAddr>) -> Result<Proc> {
+/// [`Proc::spawn_at`] on a blocking thread of the runtime.
+pub(crate) async fn spawn(
+    kind: Peer,
+    gopeer: &std::path::Path,
+    name: &str,
+    bind: &str,
+    seeds: &[SocketAddr],
+    rust_flags: &[String],
+) -> Result<Proc> {
     let (gopeer, name, bind) = (gopeer.to_path_buf(), name.to_owned(), bind.to_owned());
-    tokio::task::spawn_blocking(move || Proc::spawn_at(kind, &gopeer, &name, &bind, join)).await?
+    let (seeds, rust_flags) = (seeds.to_vec(), rust_flags.to_vec());
+    tokio::task::spawn_blocking(move || Proc::spawn_at(kind, &gopeer, &name, &bind, &seeds, &rust_flags)).await?
 }
 
-/// How many (observer, name) pairs are not alive: every running process should hold every
-/// name of the cluster alive, and nothing else.
-fn not_alive(members: &mut [Member]) -> Result<usize> {
+/// Starts `m` again under its name on its address and port, joining through `seeds`; tries for
+/// a second, as the port may linger a moment after the kill.
+pub(crate) async fn restart_in_place(
+    m: &mut Member,
+    gopeer: &std::path::Path,
+    seeds: &[SocketAddr],
+    rust_flags: &[String],
+) -> Result<()> {
+    for _ in 0..20 {
+        if let Ok(p) = spawn(m.kind, gopeer, &m.name, &m.bind.to_string(), seeds, rust_flags).await {
+            m.proc = Some(p);
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("{} could not restart on {}", m.name, m.bind)
+}
+
+/// The (observer, name) pairs that are wrong at one moment: every running process should hold
+/// every name of the cluster alive, and nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Census {
+    /// Names held dead.
+    pub dead: usize,
+    /// Names held suspect.
+    pub suspect: usize,
+    /// Names held left.
+    pub left: usize,
+    /// Names not in the table at all.
+    pub missing: usize,
+    /// Entries for names that are not in the cluster.
+    pub unknown: usize,
+    /// Names some running process holds dead (each counted once).
+    pub names_held_dead: usize,
+    /// Names some running process holds dead or suspect.
+    pub names_accused: std::collections::BTreeSet<String>,
+}
+
+impl Census {
+    /// Every wrong pair.
+    pub fn wrong(&self) -> usize {
+        self.dead + self.suspect + self.left + self.missing + self.unknown
+    }
+}
+
+/// Asks every running process for its table and counts what is wrong.
+pub(crate) fn census(members: &mut [Member]) -> Result<Census> {
     let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
     for p in members.iter_mut().filter_map(|m| m.proc.as_mut()) {
         p.ask_members()?;
     }
-    let mut missing = 0;
+    let mut c = Census::default();
+    let mut held_dead = std::collections::BTreeSet::new();
     for p in members.iter_mut().filter_map(|m| m.proc.as_mut()) {
         let (table, _) = p.read_members()?;
-        let alive: BTreeMap<&str, NodeState> = table.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-        missing += names.iter().filter(|n| alive.get(n.as_str()) != Some(&NodeState::Alive)).count();
-        missing += table.iter().filter(|(n, _)| !names.contains(n)).count();
+        let states: BTreeMap<&str, NodeState> = table.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+        for name in &names {
+            let state = states.get(name.as_str());
+            if matches!(state, Some(NodeState::Dead | NodeState::Suspect)) {
+                c.names_accused.insert(name.clone());
+            }
+            match state {
+                Some(NodeState::Alive) => {}
+                Some(NodeState::Suspect) => c.suspect += 1,
+                Some(NodeState::Dead) => {
+                    c.dead += 1;
+                    held_dead.insert(name.as_str());
+                }
+                Some(NodeState::Left) => c.left += 1,
+                None => c.missing += 1,
+            }
+        }
+        c.unknown += table.iter().filter(|(n, _)| !names.contains(n)).count();
     }
-    Ok(missing)
+    c.names_held_dead = held_dead.len();
+    Ok(c)
 }
 
-async fn wait_converged(members: &mut [Member], limit: Duration) -> Result<Option<Duration>> {
+/// How many (observer, name) pairs are wrong (see [`census`]).
+fn not_alive(members: &mut [Member]) -> Result<usize> {
+    Ok(census(members)?.wrong())
+}
+
+pub(crate) async fn wait_converged(members: &mut [Member], limit: Duration) -> Result<Option<Duration>> {
     let t0 = Instant::now();
     while t0.elapsed() < limit {
         if not_alive(members)? == 0 {
@@ -130,7 +208,7 @@ pub async fn run(args: &SoakArgs) -> Result<ExitCode> {
     }
     let mut seed_addr = None;
     for m in members.iter_mut() {
-        let p = spawn(m.kind, &args.gopeer, &m.name, "127.0.0.1:0", seed_addr).await?;
+        let p = spawn(m.kind, &args.gopeer, &m.name, "127.0.0.1:0", seed_addr.as_slice(), &[]).await?;
         m.bind = p.addr;
         seed_addr.get_or_insert(p.addr);
         m.proc = Some(p);
@@ -166,19 +244,7 @@ pub async fn run(args: &SoakArgs) -> Result<ExitCode> {
         for (_, victim) in due {
             let others: Vec<SocketAddr> = members.iter().filter(|m| m.proc.is_some()).map(|m| m.bind).collect();
             let join = others.get((next(&mut rng) % others.len().max(1) as u64) as usize).copied();
-            let m = &members[victim];
-            let mut restarted = None;
-            for _ in 0..20 {
-                match spawn(m.kind, &args.gopeer, &m.name, &m.bind.to_string(), join).await {
-                    Ok(p) => {
-                        restarted = Some(p);
-                        break;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                }
-            }
-            let Some(p) = restarted else { bail!("{} could not restart on {}", m.name, m.bind) };
-            members[victim].proc = Some(p);
+            restart_in_place(&mut members[victim], &args.gopeer, join.as_slice(), &[]).await?;
         }
         if now < next_kill || now >= churn_end {
             continue;

@@ -174,6 +174,29 @@ fn soak_churns_rust_and_go_processes_and_the_cluster_converges() {
 }
 
 #[test]
+fn mass_restart_of_rust_and_go_processes_leaves_no_one_dead() {
+    // Go memberlist #311 at toy size (issue 19 §1; the 30-process runs, Go beside Rust, are in
+    // BENCHMARKS.md): 6 Rust and 3 Go processes, each killed with SIGKILL within 20 s and down
+    // 10-14 s — long enough to be declared dead by those still running — then restarted in
+    // place with fresh state through one random running member. The cluster held members dead meanwhile; afterwards
+    // every process holds every name alive, within the bound, and none is left held dead.
+    let gopeer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/bin/gopeer");
+    assert!(gopeer.exists(), "{} is missing: ./scripts/test-all builds it", gopeer.display());
+    let args = ["mass-restart", "--rust", "6", "--go", "3", "--within-secs", "20", "--down-min-secs", "10"];
+    let more = ["--down-max-secs", "14", "--stable-secs", "5", "--gopeer", gopeer.to_str().unwrap()];
+    let out = memberlist(&[&args[..], &more[..]].concat(), None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let during = text.lines().find(|l| l.starts_with("every process restarted")).unwrap_or_default();
+    let held: usize =
+        during.split("at most ").nth(1).and_then(|r| r.split_whitespace().next()?.parse().ok()).unwrap_or(0);
+    assert!(held >= 1, "the restarts left members dead to recover from: {text}");
+    assert!(text.contains("restart -> held dead or suspect nowhere: ") && text.contains("never: none"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("all alive everywhere ")), "{text}");
+    assert!(text.contains("stuck_dead=0") && text.contains("mass-restart: passed"), "{text}");
+}
+
+#[test]
 fn decode_shows_dskit_framing() {
     // A join's push/pull as a real dskit node (Grafana's fork, cluster label loki-dev) wrote it
     // on its stream connection, captured from interop/bin/dskitpeer.

@@ -311,6 +311,52 @@ mod tests {
         assert!(matches!(decompress(&c, data.len() - 1), Err(DecodeError::LimitExceeded { .. })));
     }
 
+    /// Expansions shorter and longer than the 16-byte block copy, at every output size from
+    /// empty to a few KiB, and at the exact limit.
+    #[test]
+    fn round_trips_short_and_long_expansions() {
+        let mut x: u32 = 7;
+        for len in (0..300).chain([1000, 4095, 4096, 4097, 9000]) {
+            for kind in 0..3 {
+                let data: Vec<u8> = (0..len)
+                    .map(|i| {
+                        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                        match kind {
+                            0 => (x >> 24) as u8,                  // nearly incompressible
+                            1 => b'a' + (x >> 30) as u8,           // short matches
+                            _ => (i % 37) as u8 | (i / 512) as u8, // long runs of one pattern
+                        }
+                    })
+                    .collect();
+                let c = compress(&data);
+                assert_eq!(decompress(&c, data.len()).unwrap(), data, "len {len} kind {kind}");
+                if !data.is_empty() {
+                    assert!(decompress(&c, data.len() - 1).is_err(), "len {len} kind {kind}");
+                }
+            }
+        }
+    }
+
+    /// Every truncation and every single-byte change of a real stream decodes or fails
+    /// cleanly, and never returns more than the limit.
+    #[test]
+    fn damaged_streams_fail_cleanly() {
+        let data: Vec<u8> = (0..2000u32).map(|i| (i % 23 + i / 300) as u8).collect();
+        let c = compress(&data);
+        for cut in 0..c.len() {
+            let _ = decompress(&c[..cut], 4000);
+        }
+        for i in 0..c.len() {
+            for flip in [1u8, 0x10, 0xff] {
+                let mut d = c.clone();
+                d[i] ^= flip;
+                if let Ok(out) = decompress(&d, 2100) {
+                    assert!(out.len() <= 2100);
+                }
+            }
+        }
+    }
+
     #[test]
     fn rejects_bad_streams() {
         // No end code.
