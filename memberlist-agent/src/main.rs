@@ -13,6 +13,7 @@ mod members;
 mod peer;
 mod procs;
 mod restart;
+mod rolling;
 mod settings;
 mod sim;
 mod soak;
@@ -54,6 +55,9 @@ enum Command {
     /// Go memberlist #311 with real processes: every process killed (-9) and restarted in
     /// place within seconds, then how long until every one is alive everywhere again.
     MassRestart(restart::MassRestartArgs),
+    /// Kubernetes rolling restarts with real processes: a kill every few seconds and a new
+    /// member under a new name on the address of the one killed before, then ghosts counted.
+    RollingRestart(rolling::RollingRestartArgs),
     /// One node driven by line commands on stdin, reporting JSON lines on stdout (the Rust twin
     /// of the Go test peer, for fault tests).
     #[command(hide = true)]
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(trimmed(bench::run(&args)))),
         Command::Soak(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(soak::run(&args))),
         Command::MassRestart(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(restart::run(&args))),
+        Command::RollingRestart(args) => runtime().map_err(Into::into).and_then(|rt| rt.block_on(rolling::run(&args))),
     };
     match result {
         Ok(code) => code,

@@ -197,6 +197,34 @@ fn mass_restart_of_rust_and_go_processes_leaves_no_one_dead() {
 }
 
 #[test]
+fn rolling_restart_of_rust_and_go_processes_leaves_no_ghost() {
+    // Kubernetes rolling restarts at toy size (issue 19 §2; the 30-process runs, Go beside
+    // Rust, are in BENCHMARKS.md): 5 Rust and 3 Go processes, one killed every second without
+    // leaving and a new member under a new name started on the address of the one killed a
+    // second before. Every killed name leaves every table, every new member is alive everywhere,
+    // and no killed name is held past the bound Go's rules allow.
+    let gopeer = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/bin/gopeer");
+    assert!(gopeer.exists(), "{} is missing: ./scripts/test-all builds it", gopeer.display());
+    let args = ["rolling-restart", "--rust", "5", "--go", "3", "--every-secs", "1"];
+    let out = memberlist(&[&args[..], &["--gopeer", gopeer.to_str().unwrap()]].concat(), None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("replaced 8 members"), "{text}");
+    let longest = text.lines().find(|l| l.starts_with("longest a killed member stayed listed: ")).unwrap_or_default();
+    let secs: f64 = longest.rsplit(": ").next().and_then(|v| v.trim_end_matches(" s").parse().ok()).unwrap_or(0.0);
+    assert!(secs > 0.0, "killed members were listed for a while before they were reaped: {text}");
+    for line in [
+        "ghost pairs (killed members listed past the bound), most at once: 0",
+        "killed members still listed at the end: 0",
+        "(observer, running member) pairs not alive at the end: 0",
+        "new members never alive everywhere: 0",
+        "rolling-restart: passed",
+    ] {
+        assert!(text.contains(line), "{line:?} missing: {text}");
+    }
+}
+
+#[test]
 fn decode_shows_dskit_framing() {
     // A join's push/pull as a real dskit node (Grafana's fork, cluster label loki-dev) wrote it
     // on its stream connection, captured from interop/bin/dskitpeer.
