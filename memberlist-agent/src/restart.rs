@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use clap::Args;
 
-use crate::procs::Peer;
-use crate::soak::{census, next, push_pull_interval, restart_in_place, spawn, wait_converged, Census, Member};
+use crate::soak::{census, next, push_pull_interval, restart_in_place, start_cluster, wait_converged, Census, Member};
 
 #[derive(Debug, Args)]
 pub struct MassRestartArgs {
@@ -107,20 +106,7 @@ pub async fn run(args: &MassRestartArgs) -> Result<ExitCode> {
         bail!("need at least three processes (--rust N, --go M)");
     }
     let rust_flags: Vec<String> = if args.go_accusations { vec!["--go-accusations".into()] } else { Vec::new() };
-    let mut members: Vec<Member> = Vec::new();
-    for (kind, prefix, count) in [(Peer::Rust, "r", args.rust), (Peer::Go, "g", args.go)] {
-        for i in 0..count {
-            let (name, bind) = (format!("{prefix}{i}"), "127.0.0.1:0".parse()?);
-            members.push(Member { name, kind, bind, proc: None, long_lived: false });
-        }
-    }
-    let mut seed_addr: Option<SocketAddr> = None;
-    for m in members.iter_mut() {
-        let p = spawn(m.kind, &args.gopeer, &m.name, "127.0.0.1:0", seed_addr.as_slice(), &rust_flags).await?;
-        m.bind = p.addr;
-        seed_addr.get_or_insert(p.addr);
-        m.proc = Some(p);
-    }
+    let mut members = start_cluster(args.rust, args.go, &args.gopeer, &rust_flags).await?;
     let rules = if args.rust == 0 {
         "Go memberlist"
     } else if args.go_accusations {

@@ -19,8 +19,7 @@ use clap::Args;
 use memberlist::NodeState;
 use memberlist_proto::Config;
 
-use crate::procs::Peer;
-use crate::soak::{next, spawn, wait_converged, Member};
+use crate::soak::{next, start_cluster, wait_converged, Member};
 
 #[derive(Debug, Args)]
 pub struct RollingRestartArgs {
@@ -115,20 +114,7 @@ pub async fn run(args: &RollingRestartArgs) -> Result<ExitCode> {
     if n < 3 {
         bail!("need at least three processes (--rust N, --go M)");
     }
-    let mut members: Vec<Member> = Vec::new();
-    for (kind, prefix, count) in [(Peer::Rust, "r", args.rust), (Peer::Go, "g", args.go)] {
-        for i in 0..count {
-            let (name, bind) = (format!("{prefix}{i}"), "127.0.0.1:0".parse()?);
-            members.push(Member { name, kind, bind, proc: None, long_lived: false });
-        }
-    }
-    let mut seed_addr: Option<SocketAddr> = None;
-    for m in members.iter_mut() {
-        let p = spawn(m.kind, &args.gopeer, &m.name, "127.0.0.1:0", seed_addr.as_slice(), &[]).await?;
-        m.bind = p.addr;
-        seed_addr.get_or_insert(p.addr);
-        m.proc = Some(p);
-    }
+    let mut members = start_cluster(args.rust, args.go, &args.gopeer, &[]).await?;
     let every = Duration::from_secs_f64(args.every_secs.max(0.1));
     let bound = memberlist_sim::churn::ghost_bound(&Config::lan("x"), n, every);
     println!(

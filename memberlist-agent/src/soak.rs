@@ -86,6 +86,31 @@ pub(crate) async fn spawn(
     tokio::task::spawn_blocking(move || Proc::spawn_at(kind, &gopeer, &name, &bind, &seeds, &rust_flags)).await?
 }
 
+/// Starts `rust` Rust peers (`r0`, `r1`, …, with `rust_flags`) and `go` Go peers (`g0`, …) on
+/// 127.0.0.1, each joining through the first.
+pub(crate) async fn start_cluster(
+    rust: usize,
+    go: usize,
+    gopeer: &std::path::Path,
+    rust_flags: &[String],
+) -> Result<Vec<Member>> {
+    let mut members: Vec<Member> = Vec::new();
+    for (kind, prefix, count) in [(Peer::Rust, "r", rust), (Peer::Go, "g", go)] {
+        for i in 0..count {
+            let (name, bind) = (format!("{prefix}{i}"), "127.0.0.1:0".parse()?);
+            members.push(Member { name, kind, bind, proc: None, long_lived: false });
+        }
+    }
+    let mut seed_addr: Option<SocketAddr> = None;
+    for m in members.iter_mut() {
+        let p = spawn(m.kind, gopeer, &m.name, "127.0.0.1:0", seed_addr.as_slice(), rust_flags).await?;
+        m.bind = p.addr;
+        seed_addr.get_or_insert(p.addr);
+        m.proc = Some(p);
+    }
+    Ok(members)
+}
+
 /// Starts `m` again under its name on its address and port, joining through `seeds`; tries for
 /// a second, as the port may linger a moment after the kill.
 pub(crate) async fn restart_in_place(
