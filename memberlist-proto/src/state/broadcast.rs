@@ -192,14 +192,28 @@ impl TransmitLimitedQueue {
             let Some(free) = limit.checked_sub(used + overhead).filter(|f| *f > 0) else {
                 break;
             };
-            // The first key at or after (rank, len = free) is the largest message that fits.
-            let start = (rank, Reverse(free), Reverse(u64::MAX));
-            let end = (rank + 1, Reverse(usize::MAX), Reverse(u64::MAX));
-            let Some((&key, &slot)) = self.items.range(start..end).next() else {
-                rank += 1;
-                continue;
+            // When the queue's first message fits, it is the one: every message left in a lower
+            // rank is larger than the room was then and is now, and in its own rank it is the
+            // largest (then newest) — taken from the front with no search.
+            let (key, slot) = match self.items.first_key_value() {
+                Some((&key, _)) if (key.1).0 <= free => {
+                    rank = key.0;
+                    let Some((_, slot)) = self.items.pop_first() else { break };
+                    (key, slot)
+                }
+                _ => {
+                    // Otherwise the first key at or after (rank, len = free) is the largest
+                    // message that fits.
+                    let start = (rank, Reverse(free), Reverse(u64::MAX));
+                    let end = (rank + 1, Reverse(usize::MAX), Reverse(u64::MAX));
+                    let Some((&key, &slot)) = self.items.range(start..end).next() else {
+                        rank += 1;
+                        continue;
+                    };
+                    self.items.remove(&key);
+                    (key, slot)
+                }
             };
-            self.items.remove(&key);
             let Some(item) = self.slots.get(slot as usize).and_then(Option::as_ref) else { break };
             used += overhead + item.msg.len();
             out.push(item.msg.clone());
@@ -352,6 +366,82 @@ mod tests {
         assert_eq!(q.get_broadcasts(0, 10, 100), vec![vec![3; 10]]);
         assert_eq!(q.get_broadcasts(0, 10, 100), vec![vec![1; 10]]);
         assert_eq!(q.get_broadcasts(0, 30, 100), vec![vec![2; 30]]);
+    }
+
+    /// The queue picks exactly what a plain reading of Go's rule picks — ranks in order, in
+    /// each the largest (then newest) message that still fits, until nothing fits — over
+    /// random mixes of sizes, urgent messages, replacements and packet sizes.
+    #[test]
+    fn selection_matches_a_plain_model_of_gos_rule() {
+        // The model: (rank, len, id, transmits, name) of every queued message.
+        struct Model {
+            items: Vec<(usize, usize, u64, String)>,
+            last_id: u64,
+        }
+        let mut x: u64 = 0x9e37_79b9;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for round in 0..40 {
+            let mut q = TransmitLimitedQueue::new(2);
+            let mut m = Model { items: Vec::new(), last_id: 0 };
+            for step in 0..300 {
+                if rnd(3) > 0 {
+                    let len = 1 + rnd(if round % 2 == 0 { 90 } else { 8 }) as usize;
+                    let name = format!("n{}", rnd(40));
+                    let urgent = rnd(10) == 0;
+                    let msg = vec![(step % 251) as u8; len];
+                    if urgent {
+                        q.queue_urgent(Arc::from(msg), Some(name.as_str().into()), None);
+                    } else {
+                        q.queue(msg, Some(name.clone()), None);
+                    }
+                    m.items.retain(|i| i.3 != name);
+                    m.last_id += 1;
+                    m.items.push((usize::from(!urgent), len, m.last_id, name));
+                } else {
+                    let (overhead, limit, nodes) = (1 + rnd(3) as usize, 20 + rnd(300) as usize, 1 + rnd(500) as usize);
+                    let got: Vec<usize> = q.get_broadcasts(overhead, limit, nodes).iter().map(Vec::len).collect();
+                    let transmit_limit = retransmit_limit(2, nodes);
+                    let mut want = Vec::new();
+                    let mut used = 0;
+                    let max_rank = m.items.iter().map(|i| i.0).max().unwrap_or(0);
+                    let mut taken: Vec<usize> = Vec::new();
+                    for rank in 0..=max_rank {
+                        loop {
+                            let free = limit.saturating_sub(used + overhead);
+                            let best = (0..m.items.len())
+                                .filter(|&k| {
+                                    !taken.contains(&k) && m.items[k].0 == rank && m.items[k].1 <= free && free > 0
+                                })
+                                .min_by_key(|&k| (Reverse(m.items[k].1), Reverse(m.items[k].2)));
+                            let Some(k) = best else { break };
+                            taken.push(k);
+                            used += overhead + m.items[k].1;
+                            want.push(m.items[k].1);
+                        }
+                    }
+                    let mut kept = Vec::new();
+                    for (k, mut item) in m.items.drain(..).enumerate() {
+                        if taken.contains(&k) {
+                            if item.0 / 2 + 1 >= transmit_limit {
+                                continue;
+                            }
+                            item.0 += 2;
+                        }
+                        kept.push(item);
+                    }
+                    m.items = kept;
+                    if m.items.is_empty() {
+                        m.last_id = 0;
+                    }
+                    assert_eq!(got, want, "round {round} step {step}");
+                }
+            }
+        }
     }
 
     #[test]
