@@ -73,12 +73,24 @@ async fn hear(node: &Memberlist, events: &mut Events, want: usize) -> Vec<(Strin
     got
 }
 
+/// The local preset, with every broadcast sent as often as on a LAN. The local preset's
+/// retransmit multiplier is 2 (Go's `DefaultLocalConfig`), so in a room of three a line — or the
+/// alive of a member who just joined — is sent twice, and when a ping's piggyback takes the
+/// first send, both can go to the same member: the third hears of it only at the next push/pull,
+/// which comes 15–30 s after start. Twice that many sends (Go's `DefaultLANConfig`, what Serf
+/// runs with) make a miss all but impossible.
+fn room_options(name: &str) -> Options {
+    let mut options = Options::local(name);
+    options.config.retransmit_mult = 4;
+    options
+}
+
 async fn self_test() -> Result<String, String> {
     let started = Instant::now();
     let mut nodes = Vec::new();
     let mut inboxes = Vec::new();
     for name in ["ada", "bob", "cy"] {
-        let node = Memberlist::create(Options::local(name)).await.map_err(|e| e.to_string())?;
+        let node = Memberlist::create(room_options(name)).await.map_err(|e| e.to_string())?;
         inboxes.push(node.events().map_err(|e| e.to_string())?);
         nodes.push(node);
     }
@@ -86,7 +98,9 @@ async fn self_test() -> Result<String, String> {
     for n in &nodes[1..] {
         n.join(&[seed]).await.map_err(|e| format!("join: {e}"))?;
     }
-    let end = Instant::now() + Duration::from_secs(20);
+    // Gossip tells everyone of everyone within a second; the first periodic push/pull, which
+    // repairs what gossip missed, comes 15–30 s after start (one stagger and one interval).
+    let end = Instant::now() + Duration::from_secs(35);
     while nodes.iter().any(|n| n.members().iter().filter(|m| m.state == NodeState::Alive).count() < 3) {
         if Instant::now() > end {
             return Err("the three never saw each other".into());
@@ -128,7 +142,7 @@ async fn self_test() -> Result<String, String> {
 }
 
 async fn interactive(name: String, bind: SocketAddr, join: Option<SocketAddr>) -> Result<(), String> {
-    let node = Memberlist::create(Options::local(&name).bind(bind)).await.map_err(|e| e.to_string())?;
+    let node = Memberlist::create(room_options(&name).bind(bind)).await.map_err(|e| e.to_string())?;
     let mut events = node.events().map_err(|e| e.to_string())?;
     if let Some(seed) = join {
         node.join(&[seed]).await.map_err(|e| format!("joining {seed}: {e}"))?;
