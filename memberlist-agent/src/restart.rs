@@ -3,22 +3,24 @@
 //! process is killed (SIGKILL) at a random moment within `--within-secs`, stays down a random
 //! time between `--down-min-secs` and `--down-max-secs`, and starts again under its name on its
 //! address and port with fresh state (incarnation from scratch), joining through `--seeds`
-//! running members (one by default, as in the simulator's `mass-restart` scenario). The cluster holds many of them dead at an incarnation above the one they
-//! come back with; a restarted node must learn that and refute, or it stays dead at those
+//! running members (one by default, as in the simulator's `mass-restart` scenario). The cluster
+//! holds many of them dead at an incarnation above the one they come back with; a restarted node must learn that and refute, or it stays dead at those
 //! observers. After the last restart the run counts, every second for two push/pull intervals,
 //! the (observer, name) pairs that are not alive, and reports when they reached zero for good.
 //!
 //! The same schedule (same `--seed`) runs a Go cluster, a Rust cluster, and a Rust cluster with
 //! Go's rules for stale alives and accusations (`--go-accusations`), side by side.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use clap::Args;
 
-use crate::soak::{census, next, push_pull_interval, restart_in_place, start_cluster, wait_converged, Census, Member};
+use crate::soak::{
+    census, cluster_size, next, push_pull_interval, random_running, restart_in_place, start_cluster, wait_converged,
+    Census, Member,
+};
 
 #[derive(Debug, Args)]
 pub struct MassRestartArgs {
@@ -98,13 +100,7 @@ fn note_recoveries(
 }
 
 pub async fn run(args: &MassRestartArgs) -> Result<ExitCode> {
-    if args.go > 0 && !args.gopeer.exists() {
-        bail!("{} is missing: ./scripts/test-all builds it (Go toolchain needed)", args.gopeer.display());
-    }
-    let n = args.rust + args.go;
-    if n < 3 {
-        bail!("need at least three processes (--rust N, --go M)");
-    }
+    let n = cluster_size(args.rust, args.go, &args.gopeer)?;
     let rust_flags: Vec<String> = if args.go_accusations { vec!["--go-accusations".into()] } else { Vec::new() };
     let mut members = start_cluster(args.rust, args.go, &args.gopeer, &rust_flags).await?;
     let rules = if args.rust == 0 {
@@ -138,7 +134,7 @@ pub async fn run(args: &MassRestartArgs) -> Result<ExitCode> {
     }
     plan.sort_unstable();
     // While the restarts go on, a census every second: a restarted member has recovered once
-    // every running process holds it alive.
+    // no running process holds it dead or suspect.
     let mut restarted_at: Vec<Option<Instant>> = vec![None; n];
     let mut recovery: Vec<Option<Duration>> = vec![None; n];
     let mut next_census = Instant::now();
@@ -163,11 +159,7 @@ pub async fn run(args: &MassRestartArgs) -> Result<ExitCode> {
             recovery[i] = None;
             continue;
         }
-        let mut running: Vec<SocketAddr> = members.iter().filter(|m| m.proc.is_some()).map(|m| m.bind).collect();
-        let mut seeds = Vec::new();
-        while seeds.len() < args.seeds.max(1) && !running.is_empty() {
-            seeds.push(running.swap_remove((next(&mut rng) % running.len() as u64) as usize));
-        }
+        let seeds = random_running(&members, args.seeds.max(1), &mut rng);
         restart_in_place(&mut members[i], &args.gopeer, &seeds, &rust_flags).await?;
         restarted_at[i] = Some(Instant::now());
     }

@@ -9,8 +9,7 @@
 //! killed name (or the bound has passed since the last kill) and reports ghosts, names still
 //! listed that run nowhere, new members never alive everywhere and the slowest join.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use clap::Args;
 use memberlist::NodeState;
 use memberlist_proto::Config;
 
-use crate::soak::{next, start_cluster, wait_converged, Member};
+use crate::soak::{cluster_size, next, random_running, restart_in_place, start_cluster, wait_converged, Member};
 
 #[derive(Debug, Args)]
 pub struct RollingRestartArgs {
@@ -66,7 +65,7 @@ impl Watch {
             p.ask_members()?;
         }
         let now = Instant::now();
-        let (mut ghosts, mut listed, mut not_alive) = (0, BTreeMap::new(), 0);
+        let (mut ghosts, mut listed, mut not_alive) = (0, BTreeSet::new(), 0);
         let mut alive_at: BTreeMap<&str, usize> = BTreeMap::new();
         for p in members.iter_mut().filter_map(|m| m.proc.as_mut()) {
             let (table, _) = p.read_members()?;
@@ -76,7 +75,7 @@ impl Watch {
                     let age = now - at;
                     self.longest_listed = self.longest_listed.max(age);
                     ghosts += usize::from(age > bound);
-                    listed.insert(name.clone(), ());
+                    listed.insert(name.clone());
                 }
             }
             for name in &running {
@@ -107,13 +106,7 @@ impl Watch {
 }
 
 pub async fn run(args: &RollingRestartArgs) -> Result<ExitCode> {
-    if args.go > 0 && !args.gopeer.exists() {
-        bail!("{} is missing: ./scripts/test-all builds it (Go toolchain needed)", args.gopeer.display());
-    }
-    let n = args.rust + args.go;
-    if n < 3 {
-        bail!("need at least three processes (--rust N, --go M)");
-    }
+    let n = cluster_size(args.rust, args.go, &args.gopeer)?;
     let mut members = start_cluster(args.rust, args.go, &args.gopeer, &[]).await?;
     let every = Duration::from_secs_f64(args.every_secs.max(0.1));
     let bound = memberlist_sim::churn::ghost_bound(&Config::lan("x"), n, every);
@@ -165,11 +158,10 @@ pub async fn run(args: &RollingRestartArgs) -> Result<ExitCode> {
             generation[slot] += 1;
             let base = members[slot].name.split('-').next().unwrap_or("x").to_owned();
             let name = format!("{base}-{}", generation[slot]);
-            let running: Vec<SocketAddr> = members.iter().filter(|m| m.proc.is_some()).map(|m| m.bind).collect();
-            let seed = running.get((next(&mut rng) % running.len().max(1) as u64) as usize).copied();
+            let seed = random_running(&members, 1, &mut rng);
             let m = &mut members[slot];
             m.name = name.clone();
-            crate::soak::restart_in_place(m, &args.gopeer, seed.as_slice(), &[]).await?;
+            restart_in_place(m, &args.gopeer, &seed, &[]).await?;
             watch.joining.insert(name, Instant::now());
             replaced += 1;
         }

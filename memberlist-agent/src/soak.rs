@@ -86,6 +86,28 @@ pub(crate) async fn spawn(
     tokio::task::spawn_blocking(move || Proc::spawn_at(kind, &gopeer, &name, &bind, &seeds, &rust_flags)).await?
 }
 
+/// The number of processes of a `--rust N --go M` cluster run, once the Go peer is there and
+/// there are at least three.
+pub(crate) fn cluster_size(rust: usize, go: usize, gopeer: &std::path::Path) -> Result<usize> {
+    if go > 0 && !gopeer.exists() {
+        bail!("{} is missing: ./scripts/test-all builds it (Go toolchain needed)", gopeer.display());
+    }
+    if rust + go < 3 {
+        bail!("need at least three processes (--rust N, --go M)");
+    }
+    Ok(rust + go)
+}
+
+/// The addresses of up to `k` distinct running members, drawn at random.
+pub(crate) fn random_running(members: &[Member], k: usize, rng: &mut u64) -> Vec<SocketAddr> {
+    let mut running: Vec<SocketAddr> = members.iter().filter(|m| m.proc.is_some()).map(|m| m.bind).collect();
+    let mut picked = Vec::new();
+    while picked.len() < k && !running.is_empty() {
+        picked.push(running.swap_remove((next(rng) % running.len() as u64) as usize));
+    }
+    picked
+}
+
 /// Starts `rust` Rust peers (`r0`, `r1`, …, with `rust_flags`) and `go` Go peers (`g0`, …) on
 /// 127.0.0.1, each joining through the first.
 pub(crate) async fn start_cluster(
@@ -222,21 +244,17 @@ pub async fn run(args: &SoakArgs) -> Result<ExitCode> {
         bail!("need at least two processes and fewer long-lived ones than processes");
     }
     // Long-lived: the first Rust processes (the seed among them) and the first Go one.
-    let mut members: Vec<Member> = Vec::new();
+    let mut members = start_cluster(args.rust, args.go, &args.gopeer, &[]).await?;
     let go_long = usize::from(args.go > 0 && args.long_lived > 1);
-    let kinds = [(Peer::Rust, "r", args.rust, args.long_lived - go_long), (Peer::Go, "g", args.go, go_long)];
-    for (kind, prefix, count, long) in kinds {
-        for i in 0..count {
-            let (name, bind) = (format!("{prefix}{i}"), "127.0.0.1:0".parse()?);
-            members.push(Member { name, kind, bind, proc: None, long_lived: i < long });
-        }
-    }
-    let mut seed_addr = None;
-    for m in members.iter_mut() {
-        let p = spawn(m.kind, &args.gopeer, &m.name, "127.0.0.1:0", seed_addr.as_slice(), &[]).await?;
-        m.bind = p.addr;
-        seed_addr.get_or_insert(p.addr);
-        m.proc = Some(p);
+    let (rust_long, mut go_seen) = (args.long_lived - go_long, 0);
+    for (i, m) in members.iter_mut().enumerate() {
+        m.long_lived = match m.kind {
+            Peer::Rust => i < rust_long,
+            Peer::Go => {
+                go_seen += 1;
+                go_seen <= go_long
+            }
+        };
     }
     let pp = push_pull_interval(n);
     let Some(joined) = wait_converged(&mut members, Duration::from_secs(120)).await? else {
@@ -267,9 +285,8 @@ pub async fn run(args: &SoakArgs) -> Result<ExitCode> {
         let (due, later): (Vec<_>, Vec<_>) = restarts.into_iter().partition(|(t, _)| *t <= now);
         restarts = later;
         for (_, victim) in due {
-            let others: Vec<SocketAddr> = members.iter().filter(|m| m.proc.is_some()).map(|m| m.bind).collect();
-            let join = others.get((next(&mut rng) % others.len().max(1) as u64) as usize).copied();
-            restart_in_place(&mut members[victim], &args.gopeer, join.as_slice(), &[]).await?;
+            let join = random_running(&members, 1, &mut rng);
+            restart_in_place(&mut members[victim], &args.gopeer, &join, &[]).await?;
         }
         if now < next_kill || now >= churn_end {
             continue;
