@@ -50,6 +50,10 @@ struct Args {
     /// below (`Config::tell_the_accused` off), to compare with Go #311.
     #[arg(long)]
     go_accusations: bool,
+    /// Send packets uncompressed (memberlist's `EnableCompression` off; every preset has it on,
+    /// as Go's): the same run without LZW, to see what compression costs the simulation.
+    #[arg(long)]
+    no_compression: bool,
     /// Print progress to stderr.
     #[arg(long)]
     progress: bool,
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
     let swim = args.swim_baseline;
     let alpha = args.alpha;
     let go_accusations = args.go_accusations;
+    let no_compression = args.no_compression;
     let show = args.progress;
     let timeline = args.timeline.clone();
     let (sim, outcomes) = scenario::run_with(
@@ -125,6 +130,9 @@ fn main() -> ExitCode {
             }
             if go_accusations {
                 cfg.tell_the_accused = false;
+            }
+            if no_compression {
+                cfg.enable_compression = false;
             }
         },
         move |sim, what| {

@@ -42,6 +42,25 @@ fn one_thread_and_two_threads_replay_the_same_trace() {
     }
 }
 
+/// Compression changes the bytes on the wire and nothing else: the same seed with packets sent
+/// uncompressed (`memberlist-sim --no-compression`, how its cost is measured) makes the same
+/// deliveries, decodes the same messages, converges and detects at the same virtual times.
+#[test]
+fn compression_changes_the_bytes_and_nothing_else() {
+    let sc = Scenario::builtin("bootstrap-crash", 80).unwrap();
+    let go = |compress: bool| {
+        scenario::run_with(&sc, 5, 2, move |cfg: &mut Config| cfg.enable_compression = compress, quiet, None)
+    };
+    let ((on, on_outcomes), (off, off_outcomes)) = (go(true), go(false));
+    assert!(on.rec.packets > 1000, "a real run ({} datagrams)", on.rec.packets);
+    assert_eq!(on.rec.packets, off.rec.packets);
+    assert_eq!(on.rec.events, off.rec.events);
+    assert_eq!(on.messages_decoded(), off.messages_decoded());
+    assert_eq!(on.now(), off.now());
+    assert_eq!(on_outcomes, off_outcomes);
+    assert_ne!(on.trace_hash(), off.trace_hash(), "the datagrams' bytes differ");
+}
+
 #[test]
 fn a_thousand_nodes_converge_detect_a_crash_without_false_deaths_and_match_swims_first_detection() {
     // One bootstrap serves both checks: it is most of the cost at this size.
