@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand_chacha::rand_core::SeedableRng;
@@ -23,7 +22,7 @@ use crate::event::{Event, JoinId, Member};
 use crate::node::NodeState;
 use crate::state::app_state::StateToSend;
 use crate::state::awareness::Awareness;
-use crate::state::broadcast::{BroadcastId, TransmitLimitedQueue};
+use crate::state::broadcast::{BroadcastId, QueuedMsg, TransmitLimitedQueue};
 use crate::state::members::{ip_to_bytes, Members};
 use crate::state::probe::{AckHandler, ProbeState};
 use crate::state::pushpull::{JoinProgress, Stream};
@@ -722,11 +721,11 @@ impl Endpoint {
         limit: usize,
         num_nodes: usize,
         share: u8,
-    ) -> Vec<Arc<[u8]>> {
+    ) -> Vec<QueuedMsg> {
         let user_pending = !self.user_broadcasts.is_empty() || self.hooks.has_broadcasts();
         let reserve = if user_pending { limit * usize::from(share) / 100 } else { 0 };
         let mut out = self.broadcasts.get_broadcasts_shared(overhead, limit - reserve, num_nodes);
-        let used = |msgs: &[Arc<[u8]>]| msgs.iter().map(|m| m.len() + overhead).sum::<usize>();
+        let used = |msgs: &[QueuedMsg]| msgs.iter().map(|m| m.len() + overhead).sum::<usize>();
         let avail = limit.saturating_sub(used(&out));
         if avail > overhead + 1 {
             out.extend(self.user_broadcasts.get_broadcasts_shared(overhead, avail, num_nodes));
@@ -739,7 +738,7 @@ impl Endpoint {
                 let mut framed = Vec::with_capacity(msg.len() + 1);
                 framed.push(crate::wire::MessageType::User as u8);
                 framed.extend_from_slice(&msg);
-                out.push(framed.into());
+                out.push(QueuedMsg::from(framed));
             }
         }
         if reserve > 0 {
@@ -753,12 +752,12 @@ impl Endpoint {
 
     /// Queues a system broadcast about `node`.
     pub(crate) fn broadcast(&mut self, node: &str, msg: Message, notify: Option<BroadcastId>) {
-        self.broadcasts.queue_shared(msg.encode().into(), Some(node.into()), notify);
+        self.broadcasts.queue_shared(msg.encode(), Some(node.into()), notify);
     }
 
     /// [`broadcast`](Self::broadcast) ahead of ordinary gossip (this node's refutations).
     pub(crate) fn broadcast_urgent(&mut self, node: &str, msg: Message) {
-        self.broadcasts.queue_urgent(msg.encode().into(), Some(node.into()), None);
+        self.broadcasts.queue_urgent(msg.encode(), Some(node.into()), None);
     }
 
     pub(crate) fn collect_finished_broadcasts(&mut self) {
