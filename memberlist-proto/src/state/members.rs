@@ -277,6 +277,16 @@ impl Members {
         self.position(name).and_then(|i| self.nodes.get(i))
     }
 
+    /// Looks up every name of `names` and reads its incarnation, only to bring the index slots
+    /// and entries into the cache: lookups that do not depend on each other let the processor
+    /// wait for their memory at the same time, where handling a packet's messages one by one
+    /// waits for each message's two cache misses in turn (in a large simulation, most of the
+    /// time spent on a known alive). Returns the incarnations folded together, for the caller
+    /// to pass to [`std::hint::black_box`] so that the reads are not optimized away.
+    pub fn warm<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> u32 {
+        names.into_iter().filter_map(|n| self.get(n)).fold(0, |acc, e| acc ^ e.incarnation)
+    }
+
     /// The entry for `name`, to change it.
     pub fn get_mut(&mut self, name: &str) -> Option<&mut NodeEntry> {
         let e = self.position(name).and_then(|i| self.nodes.get_mut(i))?;
@@ -404,6 +414,18 @@ mod tests {
             state,
             state_change: Instant::from_nanos(changed * 1_000_000_000),
         }
+    }
+
+    #[test]
+    fn warming_reads_the_known_names_and_skips_the_rest() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut m = Members::new();
+        for (i, inc) in [(0, 0b0011), (1, 0b0101), (2, 0b1000)] {
+            m.insert(NodeEntry { incarnation: inc, ..entry(&format!("node-{i}"), NodeState::Alive, 0) }, &mut rng);
+        }
+        assert_eq!(m.warm(["node-0", "node-1", "nobody", "node-2"]), 0b1110);
+        assert_eq!(m.warm(["nobody"]), 0);
+        assert_eq!(m.len(), 3, "nothing added");
     }
 
     #[test]

@@ -36,8 +36,12 @@ impl Endpoint {
         for e in &parts.errors {
             self.stats.count_drop(e);
         }
-        for part in parts.messages() {
-            if self.known_alive(part, now) {
+        // Gossip is mostly alives about members already known: fetch their entries together
+        // first (see `Members::warm`); this changes nothing but what is in the cache.
+        let alives: Vec<Option<AliveRef<'_>>> = parts.messages().map(AliveRef::from_message).collect();
+        std::hint::black_box(self.members.warm(alives.iter().flatten().map(|a| a.node)));
+        for (part, alive) in parts.messages().zip(&alives) {
+            if alive.is_some_and(|a| self.known_alive(a, now)) {
                 continue;
             }
             match Message::decode(part) {
@@ -55,8 +59,7 @@ impl Endpoint {
     /// `alive_node`'s first check — another node, valid versions and address, known at that
     /// address and port with an incarnation at least as high — and so changes nothing but the
     /// counters, which are then kept as that path keeps them. Anything else goes the full way.
-    fn known_alive(&mut self, part: &[u8], now: Instant) -> bool {
-        let Some(a) = AliveRef::from_message(part) else { return false };
+    fn known_alive(&mut self, a: AliveRef<'_>, now: Instant) -> bool {
         if a.node == self.cfg.name || a.port == 0 || self.cfg.protocol_version < 2 {
             return false;
         }
