@@ -474,9 +474,9 @@ mod tests {
     /// random mixes of sizes, urgent messages, replacements and packet sizes.
     #[test]
     fn selection_matches_a_plain_model_of_gos_rule() {
-        // The model: (rank, len, id, transmits, name) of every queued message.
+        // The model: (rank, len, id, name, bytes) of every queued message.
         struct Model {
-            items: Vec<(usize, usize, u64, String)>,
+            items: Vec<(usize, usize, u64, String, Vec<u8>)>,
             last_id: u64,
         }
         let mut x: u64 = 0x9e37_79b9;
@@ -494,18 +494,33 @@ mod tests {
                     let len = 1 + rnd(if round % 2 == 0 { 90 } else { 8 }) as usize;
                     let name = format!("n{}", rnd(40));
                     let urgent = rnd(10) == 0;
-                    let msg = vec![(step % 251) as u8; len];
+                    // Two bytes of the step: every message is told apart from the others.
+                    let mut msg = vec![(step % 251) as u8; len];
+                    msg[0] = (step / 251) as u8;
                     if urgent {
-                        q.queue_urgent(Arc::from(msg), Some(name.as_str().into()), None);
+                        q.queue_urgent(Arc::from(msg.clone()), Some(name.as_str().into()), None);
                     } else {
-                        q.queue(msg, Some(name.clone()), None);
+                        q.queue(msg.clone(), Some(name.clone()), None);
                     }
                     m.items.retain(|i| i.3 != name);
                     m.last_id += 1;
-                    m.items.push((usize::from(!urgent), len, m.last_id, name));
+                    m.items.push((usize::from(!urgent), len, m.last_id, name, msg));
+                } else if rnd(8) == 0 {
+                    // Pruning drops the last in the order first.
+                    let keep = rnd(30) as usize;
+                    q.prune(keep);
+                    while m.items.len() > keep {
+                        let last = (0..m.items.len())
+                            .max_by_key(|&k| (m.items[k].0, Reverse(m.items[k].1), Reverse(m.items[k].2)));
+                        let Some(k) = last else { break };
+                        m.items.remove(k);
+                    }
+                    if m.items.is_empty() {
+                        m.last_id = 0;
+                    }
                 } else {
                     let (overhead, limit, nodes) = (1 + rnd(3) as usize, 20 + rnd(300) as usize, 1 + rnd(500) as usize);
-                    let got: Vec<usize> = q.get_broadcasts(overhead, limit, nodes).iter().map(Vec::len).collect();
+                    let got = q.get_broadcasts(overhead, limit, nodes);
                     let transmit_limit = retransmit_limit(2, nodes);
                     let mut want = Vec::new();
                     let mut used = 0;
@@ -522,7 +537,7 @@ mod tests {
                             let Some(k) = best else { break };
                             taken.push(k);
                             used += overhead + m.items[k].1;
-                            want.push(m.items[k].1);
+                            want.push(m.items[k].4.clone());
                         }
                     }
                     let mut kept = Vec::new();
@@ -541,6 +556,7 @@ mod tests {
                     }
                     assert_eq!(got, want, "round {round} step {step}");
                 }
+                assert_eq!(q.len(), m.items.len(), "round {round} step {step}");
             }
         }
     }
