@@ -18,7 +18,9 @@ use clap::Args;
 use memberlist::NodeState;
 use memberlist_proto::Config;
 
-use crate::soak::{cluster_size, next, random_running, restart_in_place, start_cluster, wait_converged, Member};
+use crate::soak::{
+    cluster_size, next, random_running, restart_in_place, start_cluster, tables, wait_converged, Member,
+};
 
 #[derive(Debug, Args)]
 pub struct RollingRestartArgs {
@@ -61,16 +63,12 @@ struct Watch {
 impl Watch {
     fn look(&mut self, members: &mut [Member], bound: Duration) -> Result<()> {
         let running: Vec<String> = members.iter().filter(|m| m.proc.is_some()).map(|m| m.name.clone()).collect();
-        for p in members.iter_mut().filter_map(|m| m.proc.as_mut()) {
-            p.ask_members()?;
-        }
+        let tables = tables(members)?;
         let now = Instant::now();
         let (mut ghosts, mut listed, mut not_alive) = (0, BTreeSet::new(), 0);
         let mut alive_at: BTreeMap<&str, usize> = BTreeMap::new();
-        for p in members.iter_mut().filter_map(|m| m.proc.as_mut()) {
-            let (table, _) = p.read_members()?;
-            let states: BTreeMap<&str, NodeState> = table.iter().map(|(n, s)| (n.as_str(), *s)).collect();
-            for (name, _) in &table {
+        for states in &tables {
+            for name in states.keys() {
                 if let Some(&at) = self.killed.get(name) {
                     let age = now - at;
                     self.longest_listed = self.longest_listed.max(age);
@@ -79,7 +77,7 @@ impl Watch {
                 }
             }
             for name in &running {
-                if states.get(name.as_str()) == Some(&NodeState::Alive) {
+                if states.get(name) == Some(&NodeState::Alive) {
                     *alive_at.entry(name.as_str()).or_default() += 1;
                 } else {
                     not_alive += 1;

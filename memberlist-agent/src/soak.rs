@@ -178,19 +178,23 @@ impl Census {
     }
 }
 
-/// Asks every running process for its table and counts what is wrong.
-pub(crate) fn census(members: &mut [Member]) -> Result<Census> {
-    let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
+/// Every running process's table, name → state: all are asked first, so that they answer
+/// together, then read in turn.
+pub(crate) fn tables(members: &mut [Member]) -> Result<Vec<BTreeMap<String, NodeState>>> {
     for p in members.iter_mut().filter_map(|m| m.proc.as_mut()) {
         p.ask_members()?;
     }
+    members.iter_mut().filter_map(|m| m.proc.as_mut()).map(|p| Ok(p.read_members()?.0.into_iter().collect())).collect()
+}
+
+/// Asks every running process for its table and counts what is wrong.
+pub(crate) fn census(members: &mut [Member]) -> Result<Census> {
+    let names: Vec<String> = members.iter().map(|m| m.name.clone()).collect();
     let mut c = Census::default();
     let mut held_dead = std::collections::BTreeSet::new();
-    for p in members.iter_mut().filter_map(|m| m.proc.as_mut()) {
-        let (table, _) = p.read_members()?;
-        let states: BTreeMap<&str, NodeState> = table.iter().map(|(n, s)| (n.as_str(), *s)).collect();
+    for states in tables(members)? {
         for name in &names {
-            let state = states.get(name.as_str());
+            let state = states.get(name);
             if matches!(state, Some(NodeState::Dead | NodeState::Suspect)) {
                 c.names_accused.insert(name.clone());
             }
@@ -205,7 +209,7 @@ pub(crate) fn census(members: &mut [Member]) -> Result<Census> {
                 None => c.missing += 1,
             }
         }
-        c.unknown += table.iter().filter(|(n, _)| !names.contains(n)).count();
+        c.unknown += states.keys().filter(|n| !names.contains(n)).count();
     }
     c.names_held_dead = held_dead.len();
     Ok(c)
